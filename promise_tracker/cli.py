@@ -1,0 +1,85 @@
+"""The ``promise-tracker`` command: the composition root that wires the parts together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streams.engine import DAY, EngineConfig
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from streams.replay import ReplayError, replay
+
+    config = EngineConfig(retention=args.retention, orphan_ttl=args.orphan_ttl)
+    try:
+        summary = replay(
+            [Path(p) for p in args.inputs],
+            Path(args.violations),
+            Path(args.outcomes),
+            Path(args.rejects),
+            lateness=args.lateness,
+            config=config,
+            progress=None if not args.quiet else False,
+        )
+    except ReplayError as exc:
+        print(f"promise-tracker replay: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        stats = summary.stats
+        rejected = sum(stats.rejects.values())
+        rate = summary.lines / summary.seconds if summary.seconds else 0.0
+        print(
+            f"{summary.lines} lines in {summary.seconds:.2f} s ({rate:,.0f}/s): "
+            f"{stats.promises} promises, {stats.observations} observations, "
+            f"{rejected} rejected {dict(sorted(stats.rejects.items()))}, "
+            f"{stats.duplicates} duplicates, {stats.late} late, {summary.blank} blank; "
+            f"{summary.violations_active} violations active, {summary.outcomes} outcomes",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from schemas.jsonschema import check, write
+
+    if args.check:
+        stale = check()
+        for name in stale:
+            print(f"schemas/json/{name} is out of date: run promise-tracker schemas --write")
+        return 1 if stale else 0
+    for path in write():
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promise-tracker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    replay = commands.add_parser("replay", help="run the rules over JSONL files of events")
+    replay.add_argument("inputs", nargs="+", metavar="INPUT.jsonl")
+    replay.add_argument("--violations", required=True, metavar="V.jsonl")
+    replay.add_argument("--outcomes", required=True, metavar="O.jsonl")
+    replay.add_argument("--rejects", required=True, metavar="R.jsonl")
+    replay.add_argument("--lateness", type=float, default=0.0, metavar="SECONDS")
+    replay.add_argument("--retention", type=float, default=7 * DAY, metavar="SECONDS")
+    replay.add_argument("--orphan-ttl", type=float, default=DAY, metavar="SECONDS")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    replay.set_defaults(run=_replay)
+
+    schemas = commands.add_parser("schemas", help="write or check the published JSON Schema files")
+    schemas.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    schemas.set_defaults(run=_schemas, write=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""The rule engine: events and a watermark in, violations, outcomes and rejects out.
+
+Pure: no Kafka, no ClickHouse, no clock of its own (``clock`` is passed in and only
+stamps ``detected_at``). The offline replay and the Faust worker both drive it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+import msgspec
+
+from schemas.models import DeliveryObserved, Event, PromiseIssued, ViolationRecord
+from schemas.reject import Reason, Reject
+from streams.rules import Finding, verdict
+from streams.state import PromiseState, apply, new_state
+from streams.wording import describe
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine's knobs (SPEC section 2); lateness belongs to whoever computes the watermark."""
+
+    retention: float = 7 * DAY  # closed promises are kept this long in event time
+    orphan_ttl: float = DAY  # observations wait this long (watermark progress) for their promise
+    max_orphans: int = 100_000  # beyond this the oldest orphan is rejected: hostile input is bounded
+    max_future: float = 300.0  # live only: how far ahead of the wall clock an event may be
+
+
+class Listener(Protocol):
+    """Where the engine's results go (replay files, Kafka topics, or a list in a test)."""
+
+    def violation(self, record: ViolationRecord) -> None: ...
+
+    def outcome(self, state: PromiseState) -> None: ...
+
+    def reject(self, reject: Reject) -> None: ...
+
+    def evicted(self, state: PromiseState) -> None: ...
+
+
+@dataclass
+class Stats:
+    """Counters a run reports and the worker exports as metrics."""
+
+    promises: int = 0
+    observations: int = 0
+    duplicates: int = 0
+    late: int = 0
+    emissions: int = 0
+    retractions: int = 0
+    evicted: int = 0
+    rejects: Counter = field(default_factory=Counter)
+
+
+def violation_id(promise_id: str, discriminator: str) -> str:
+    """SPEC section 4: the same violation always gets the same id."""
+    return hashlib.sha256(f"{promise_id}\n{discriminator}".encode()).hexdigest()[:32]
+
+
+def kind_of(promise: PromiseIssued) -> str:
+    return type(promise.data).__struct_config__.tag  # type: ignore[return-value]
+
+
+class Engine:
+    """Per-promise state, the watermark and the timers that make absence rules fire."""
+
+    def __init__(self, config: EngineConfig, listener: Listener, clock: Callable[[], float]):
+        self.config = config
+        self.listener = listener
+        self.clock = clock
+        self.watermark = -float("inf")
+        self.stats = Stats()
+        self.promises: dict[str, PromiseState] = {}
+        self._observations: dict[str, DeliveryObserved] = {}  # id -> event, for duplicates
+        self._timers: list[tuple[float, str]] = []  # (T, promise id): absence rules
+        self._evictions: list[tuple[float, str]] = []  # (when, promise id)
+        self._tombstones: dict[str, float] = {}  # evicted promise id -> when it is forgotten
+        self._orphans: dict[str, list[tuple[DeliveryObserved, bytes, object, float]]] = {}
+        self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
+        self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
+        self._unstamped: list[str] = []  # orphans that arrived since the last advance()
+
+    # --- input -------------------------------------------------------------------
+
+    def process(
+        self, event: Event, raw: bytes, origin: object = None, now: float | None = None
+    ) -> bool:
+        """Apply one parsed event. True when it was accepted (so it counts for the watermark).
+
+        ``raw`` and ``origin`` only travel with a reject; ``now`` (live mode) enables the
+        ``from_future`` check.
+        """
+        t = event.time.timestamp()
+        if now is not None and t > now + self.config.max_future:
+            return self._reject(
+                Reason.FROM_FUTURE, f"time is {t - now:.0f} s ahead of the clock; "
+                f"the limit is {self.config.max_future:g} s: check the emitter's clock", raw, origin, event.id,
+            )
+        if isinstance(event, PromiseIssued):
+            return self._promise(event, raw, origin, t)
+        return self._observation(event, raw, origin, t)
+
+    def _promise(self, event: PromiseIssued, raw: bytes, origin: object, t: float) -> bool:
+        pid = event.id
+        state = self.promises.get(pid)
+        if state is not None:
+            return self._duplicate(state.promise == event, raw, origin, pid)
+        if self._too_late(t, raw, origin, pid) or self._forgotten(pid, raw, origin, pid):
+            return False
+        self.stats.promises += 1
+        if t < self.watermark:
+            self.stats.late += 1
+        state = new_state(event)
+        self.promises[pid] = state
+        for obs, _raw, _origin, obs_t in self._orphans.pop(pid, ()):
+            del self._orphan_ids[obs.id]
+            apply(state, obs, obs_t)
+        if state.close is not None:
+            heapq.heappush(self._timers, (state.close, pid))
+        self._evaluate(state)
+        return True
+
+    def _observation(
+        self, event: DeliveryObserved, raw: bytes, origin: object, t: float
+    ) -> bool:
+        oid = event.id
+        prior = self._observations.get(oid)
+        if prior is not None:
+            return self._duplicate(prior == event, raw, origin, oid)
+        pid = event.data.promise_id
+        if self._too_late(t, raw, origin, oid) or self._forgotten(pid, raw, origin, oid):
+            return False
+        self.stats.observations += 1
+        if t < self.watermark:
+            self.stats.late += 1
+        self._observations[oid] = event
+        state = self.promises.get(pid)
+        if state is None:
+            self._hold(event, raw, origin, t)
+        else:
+            apply(state, event, t)
+            self._evaluate(state)
+        return True
+
+    def _duplicate(self, same: bool, raw: bytes, origin: object, event_id: str) -> bool:
+        if same:
+            self.stats.duplicates += 1
+            return True
+        return self._reject(
+            Reason.CONFLICTING_DUPLICATE,
+            f"id {event_id!r} was already used for different content; the first one stays: "
+            "give every event its own id", raw, origin, event_id,
+        )
+
+    def _too_late(self, t: float, raw: bytes, origin: object, event_id: str) -> bool:
+        limit = self.watermark - self.config.retention
+        if t >= limit:
+            return False
+        self._reject(
+            Reason.TOO_LATE, f"time is {limit - t:.0f} s older than the watermark minus the "
+            f"retention ({self.config.retention:g} s): its promise's state is gone", raw, origin, event_id,
+        )
+        return True
+
+    def _forgotten(self, pid: str, raw: bytes, origin: object, event_id: str) -> bool:
+        if pid not in self._tombstones:
+            return False
+        self._reject(
+            Reason.TOO_LATE, f"promise {pid!r} closed more than the retention "
+            f"({self.config.retention:g} s) ago and its state is gone", raw, origin, event_id,
+        )
+        return True
+
+    def _reject(
+        self, reason: Reason, message: str, raw: bytes, origin: object, event_id: str | None
+    ) -> bool:
+        return self.refuse(Reject(reason, message, raw, event_id, origin))
+
+    def refuse(self, reject: Reject) -> bool:
+        """Count and forward a reject (the engine's own, or the parser's). Always False."""
+        self.stats.rejects[reject.reason] += 1
+        self.listener.reject(reject)
+        return False
+
+    # --- orphans -------------------------------------------------------------------
+
+    def _hold(self, event: DeliveryObserved, raw: bytes, origin: object, t: float) -> None:
+        pid = event.data.promise_id
+        self._orphans.setdefault(pid, []).append((event, raw, origin, t))
+        self._orphan_ids[event.id] = pid
+        self._unstamped.append(event.id)
+        while len(self._orphan_ids) > self.config.max_orphans:
+            self._drop_oldest_orphan()
+
+    def _drop_oldest_orphan(self) -> None:
+        if self._orphan_queue:
+            _, oid = self._orphan_queue.popleft()
+        else:
+            oid = self._unstamped.pop(0)
+        self._drop_orphan(oid, f"the orphan buffer is full ({self.config.max_orphans})")
+
+    def _drop_orphan(self, oid: str, why: str) -> None:
+        pid = self._orphan_ids.pop(oid, None)
+        if pid is None:
+            return  # its promise arrived meanwhile
+        waiting = self._orphans[pid]
+        index = next(i for i, held in enumerate(waiting) if held[0].id == oid)
+        _, raw, origin, _ = waiting.pop(index)
+        if not waiting:
+            del self._orphans[pid]
+        del self._observations[oid]
+        self._reject(
+            Reason.UNKNOWN_PROMISE, f"data.promise_id {pid!r} names no promise: {why}; "
+            "issue the promise before observing it", raw, origin, oid,
+        )
+
+    # --- time ----------------------------------------------------------------------
+
+    def advance(self, watermark: float) -> None:
+        """Move the watermark (never backwards) and fire what it makes due."""
+        if self._unstamped:
+            stamp = max(self.watermark, watermark)
+            self._orphan_queue.extend((stamp, oid) for oid in self._unstamped)
+            self._unstamped.clear()
+        if watermark <= self.watermark:
+            return
+        self.watermark = watermark
+        timers = self._timers
+        while timers and timers[0][0] <= watermark:
+            _, pid = heapq.heappop(timers)
+            state = self.promises.get(pid)
+            if state is not None:
+                self._evaluate(state)
+        queue, ttl = self._orphan_queue, self.config.orphan_ttl
+        while queue and queue[0][0] + ttl <= watermark:
+            self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
+        self._evict(watermark)
+
+    def _evict(self, watermark: float) -> None:
+        horizon = watermark - self.config.retention
+        evictions = self._evictions
+        while evictions and evictions[0][0] < horizon:
+            _, pid = heapq.heappop(evictions)
+            state = self.promises.get(pid)
+            if state is None or state.status == "open" or _settled_at(state) >= horizon:
+                continue
+            del self.promises[pid]
+            for oid in state.obs_ids:
+                self._observations.pop(oid, None)
+            self._tombstones[pid] = watermark + self.config.retention
+            self.stats.evicted += 1
+            self.listener.evicted(state)
+        tombstones = self._tombstones
+        while tombstones:
+            pid, until = next(iter(tombstones.items()))
+            if until > watermark:
+                break
+            del tombstones[pid]
+
+    def finish(self) -> None:
+        """End of a finite input: every observation still waiting is rejected."""
+        for oid in list(self._orphan_ids):
+            self._drop_orphan(oid, "the input ended before the promise arrived")
+        self._orphan_queue.clear()
+        self._unstamped.clear()
+
+    # --- verdicts and emissions ----------------------------------------------------
+
+    def _evaluate(self, state: PromiseState) -> None:
+        status, closed_at, findings = verdict(state, self.watermark)
+        emitted = state.emitted
+        if findings or emitted:
+            for disc, finding in findings.items():
+                prior = emitted.get(disc)
+                if prior is None or prior[0] != finding or prior[1].state != "active":
+                    record = self._record(state, disc, finding)
+                    emitted[disc] = (finding, record)
+                    self.stats.emissions += 1
+                    self.listener.violation(record)
+            for disc, (finding, record) in list(emitted.items()):
+                if disc not in findings and record.state == "active":
+                    retraction = msgspec.structs.replace(record, state="retracted", detected_at=self.clock())
+                    emitted[disc] = (finding, retraction)
+                    self.stats.retractions += 1
+                    self.listener.violation(retraction)
+        if status != state.status or closed_at != state.closed_at:
+            state.status, state.closed_at = status, closed_at
+            if status != "open":
+                heapq.heappush(self._evictions, (_settled_at(state), state.promise.id))
+            self.listener.outcome(state)
+
+    def _record(self, state: PromiseState, disc: str, finding: Finding) -> ViolationRecord:
+        promise = state.promise
+        data = promise.data
+        seen = finding.seen
+        expected, observed = describe(state, finding)
+        return ViolationRecord(
+            violation_id=violation_id(promise.id, disc),
+            promise_id=promise.id,
+            service=promise.source,
+            channel=data.channel,
+            subject=promise.subject,
+            kind=kind_of(promise),
+            reason=finding.reason,
+            expected=expected,
+            observed=observed,
+            excess=finding.excess,
+            unit=finding.unit,  # type: ignore[arg-type]
+            occurred_at=finding.occurred_at,
+            detected_at=self.clock(),
+            observation_id=seen.id if seen else None,
+            observed_by=seen.source if seen else None,
+            promise_text=data.text,
+            labels=data.labels or {},
+            state="active",
+        )
+
+    def outcomes(self) -> Iterator[PromiseState]:
+        return iter(self.promises.values())
+
+
+def _settled_at(state: PromiseState) -> float:
+    """After this (plus retention) no in-window event can change the promise: forget it then."""
+    closed = state.closed_at if state.closed_at is not None else state.issued
+    return max(closed, state.close) if state.close is not None else closed

@@ -1,0 +1,172 @@
+"""Offline replay (SPEC section 5): files of CloudEvents through the same engine as live."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import msgspec
+
+from schemas.models import ViolationRecord
+from schemas.parse import parse
+from schemas.reject import Reject
+from streams.engine import Engine, EngineConfig, Stats
+from streams.records import outcome_record, reject_record
+from streams.state import PromiseState
+
+
+class ReplayError(Exception):
+    """Unusable arguments or unreadable files: reported in one line, exit status 2."""
+
+
+@dataclass
+class ReplaySummary:
+    lines: int
+    blank: int
+    stats: Stats
+    watermark: float
+    seconds: float
+    outcomes: int
+    violations_active: int
+
+
+class _FileListener:
+    """Streams violations and rejects to their files as they happen; outcomes at the end."""
+
+    def __init__(self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO):
+        self._violations, self._outcomes, self._rejects = violations, outcomes, rejects
+        self._encode = msgspec.json.Encoder().encode
+        self.active: dict[str, bool] = {}
+        self.outcome_count = 0
+
+    def violation(self, record: ViolationRecord) -> None:
+        self.active[record.violation_id] = record.state == "active"
+        self._violations.write(self._encode(record) + b"\n")
+
+    def outcome(self, state: PromiseState) -> None:
+        pass  # replay writes final outcomes only
+
+    def reject(self, reject: Reject) -> None:
+        self._rejects.write(self._encode(reject_record(reject)) + b"\n")
+
+    def evicted(self, state: PromiseState) -> None:
+        self.write_outcome(state)  # final: later events for it are rejected too_late
+
+    def write_outcome(self, state: PromiseState) -> None:
+        self.outcome_count += 1
+        self._outcomes.write(self._encode(outcome_record(state)) + b"\n")
+
+
+def replay(
+    inputs: list[Path],
+    violations: Path,
+    outcomes: Path,
+    rejects: Path,
+    lateness: float = 0.0,
+    config: EngineConfig | None = None,
+    progress: bool | None = None,
+) -> ReplaySummary:
+    """Run the engine over the inputs in order and write the three output files."""
+    started = time.perf_counter()
+    for path in inputs:
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ReplayError(f"cannot read input file {path}: check the path")
+    if lateness < 0:
+        raise ReplayError(f"--lateness must be 0 or more seconds, got {lateness:g}")
+    outputs = (violations, outcomes, rejects)
+    with ExitStack() as stack:
+        files = [stack.enter_context(_atomic_writer(path)) for path in outputs]
+        listener = _FileListener(*files)
+        engine = Engine(config or EngineConfig(), listener, clock=time.time)
+        lines, blank = _drive(engine, _lines(inputs, progress), lateness)
+        engine.finish()
+        for state in engine.outcomes():
+            listener.write_outcome(state)
+    return ReplaySummary(
+        lines=lines,
+        blank=blank,
+        stats=engine.stats,
+        watermark=engine.watermark,
+        seconds=time.perf_counter() - started,
+        outcomes=listener.outcome_count,
+        violations_active=sum(listener.active.values()),
+    )
+
+
+def _drive(engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: float) -> tuple[int, int]:
+    """The hot loop: parse, apply, move the watermark."""
+    process, advance, refuse = engine.process, engine.advance, engine.refuse
+    latest = -float("inf")
+    count = blank = 0
+    for name, number, line in lines:
+        count += 1
+        if not line.strip():
+            blank += 1
+            continue
+        origin = (name, number)
+        event = parse(line, origin)
+        if isinstance(event, Reject):
+            refuse(event)
+            continue
+        if process(event, line, origin):
+            t = event.time.timestamp()
+            if t > latest:
+                latest = t
+                advance(latest - lateness)
+    return count, blank
+
+
+def _lines(inputs: list[Path], progress: bool | None) -> Iterator[tuple[str, int, bytes]]:
+    total = sum(path.stat().st_size for path in inputs)
+    bar = _progress_bar(total, progress)
+    for path in inputs:
+        name = str(path)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise ReplayError(f"cannot read input file {path}: {exc.strerror}") from exc
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if bar is not None and number % 4096 == 0:
+                    bar.update(handle.tell() - bar.n)
+                yield name, number, line.rstrip(b"\r\n")
+    if bar is not None:
+        bar.update(total - bar.n)
+        bar.close()
+
+
+def _progress_bar(total: int, progress: bool | None):  # type: ignore[no-untyped-def]
+    if progress is None:
+        progress = sys.stderr.isatty() and total > 1 << 20
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
+
+
+class _atomic_writer:
+    """Write to PATH.tmp and rename on success, so a failed run leaves no half file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            self.handle = self.tmp.open("wb", buffering=1 << 20)
+        except OSError as exc:
+            raise ReplayError(f"cannot write output file {self.path}: {exc.strerror}") from exc
+        return self.handle
+
+    def __exit__(self, kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+        self.handle.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
