@@ -54,9 +54,18 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from promise_tracker.demo import run_demo
+
+    return run_demo(sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promise-tracker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="replay the example stories and show the verdicts")
+    demo.set_defaults(run=_demo)
 
     replay = commands.add_parser("replay", help="run the rules over JSONL files of events")
     replay.add_argument("inputs", nargs="+", metavar="INPUT.jsonl")

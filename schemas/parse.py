@@ -64,6 +64,7 @@ def parse(raw: bytes, origin: object = None) -> Event | Reject:
             origin=origin,
         )
     try:
+        raw.decode("utf-8")  # msgspec skips unknown fields without checking their bytes
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
         return _validation_reject(str(exc), raw, origin)

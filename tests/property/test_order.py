@@ -1,0 +1,99 @@
+"""SPEC section 5: the final state does not depend on the order of the input lines."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.engine import Engine
+from tests.support import observe, promise, run, ts
+
+HOURS = st.floats(min_value=0, max_value=20, allow_nan=False).map(lambda h: round(h, 2))
+PAGES = st.sampled_from(["home", "login", "pose"])
+CHANNELS = st.sampled_from(["phone", "mail", "web"])
+
+
+@st.composite
+def promises(draw, pid: str) -> dict:
+    kind = draw(st.sampled_from(["deadline", "max_wait", "max_steps", "deliver_by", "channels_available"]))
+    at, close = sorted(draw(st.lists(HOURS, min_size=2, max_size=2)))
+    extra = {"expires_at": ts(close)} if draw(st.booleans()) else {}
+    terms = {
+        "deadline": {"open_until": ts(close)},
+        "max_wait": {"max_seconds": draw(st.sampled_from([60, 300, 900]))},
+        "max_steps": {"max_steps": draw(st.integers(1, 3)), "goal": "pose"},
+        "deliver_by": {"due_at": ts(close)},
+        "channels_available": {"channels": ["phone", "mail"], "until": ts(close)},
+    }[kind]
+    if kind not in ("max_wait", "max_steps"):
+        extra = {}
+    return promise(pid, kind, terms, at=ts(at), **extra)
+
+
+@st.composite
+def observations(draw, oid: str, pid: str) -> dict:
+    kind = draw(st.sampled_from([
+        "deadline_enforced", "access_denied", "hold_time", "page_reached",
+        "delivered", "channel_status", "cancelled",
+    ]))
+    value = {
+        "hold_time": {"seconds": draw(st.sampled_from([0, 60, 300, 301, 1200]))},
+        "page_reached": {"page": draw(PAGES)},
+        "channel_status": {"channel": draw(CHANNELS), "available": draw(st.booleans())},
+    }.get(kind, {})
+    return observe(oid, pid, kind, ts(draw(HOURS)), **value)
+
+
+@st.composite
+def streams(draw) -> list[dict]:
+    count = draw(st.integers(1, 4))
+    events = [draw(promises(f"p{i}")) for i in range(count)]
+    for j in range(draw(st.integers(0, 12))):
+        pid = f"p{draw(st.integers(0, count))}"  # p{count} never arrives: an orphan
+        events.append(draw(observations(f"o{j}", pid)))
+    return events
+
+
+def final_state(events: list[dict]) -> tuple[dict, dict, list]:
+    r = run(events)
+    r.engine.finish()
+    return _summary(r.engine, r.out)
+
+
+def _summary(engine: Engine, out) -> tuple[dict, dict, list]:
+    active = {
+        vid: (v.reason, v.occurred_at, v.excess, v.unit, v.observation_id)
+        for vid, v in out.active().items()
+    }
+    outcomes = {pid: (s.status, s.closed_at) for pid, s in engine.promises.items()}
+    rejected = sorted((str(r.reason), r.event_id) for r in out.rejects)
+    return active, outcomes, rejected
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.data())
+def test_any_permutation_gives_the_same_final_state(data):
+    events = data.draw(streams())
+    shuffled = data.draw(st.permutations(events))
+    assert final_state(shuffled) == final_state(events)
+
+
+@FAST
+@given(st.data())
+def test_exact_duplicates_change_nothing(data):
+    events = data.draw(streams())
+    extra = data.draw(st.lists(st.sampled_from(events), min_size=1, max_size=5))
+    mixed = data.draw(st.permutations(events + extra))
+    assert final_state(mixed) == final_state(events)
+
+
+@FAST
+@given(st.data())
+def test_last_emission_per_id_matches_a_fresh_evaluation(data):
+    """Re-emissions and retractions leave exactly what one in-order pass over sorted input gives."""
+    events = data.draw(streams())
+    in_time_order = sorted(events, key=lambda e: e["time"])
+    assert final_state(data.draw(st.permutations(events))) == final_state(in_time_order)

@@ -1,0 +1,174 @@
+"""The example stories under examples/ give the verdicts their README promises.
+
+Every expectation below was worked out by hand from SPEC section 3 (outcomes) and
+section 4 (violation ids), not copied from a run of the program: if the engine and
+this file disagree, suspect the engine first and check the SPEC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.engine import EngineConfig
+from streams.replay import replay
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def ts(text: str) -> float:
+    """An RFC 3339 time as Unix seconds, the unit of the output files."""
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+def vid(promise_id: str, discriminator: str = "") -> str:
+    """SPEC section 4: violation_id = sha256(promise_id + "\\n" + discriminator)[:32]."""
+    return hashlib.sha256(f"{promise_id}\n{discriminator}".encode()).hexdigest()[:32]
+
+
+# promise id -> (status, closed_at)
+# and promise id -> {discriminator: (reason, occurred_at, excess, observation_id)}
+EXPECTED: dict[str, tuple[dict, dict]] = {
+    "prestige-portraits.jsonl": (
+        {
+            # deadline: access_denied at 09:12 < open_until 23:59:59 -> broken at 09:12
+            "prestige-2013-card-8841": ("broken", ts("2013-11-01T09:12:00-04:00")),
+            # max_steps: the goal page never appears; W (11/05 08:30 EST) >= expires_at
+            "prestige-2013-card-8842": ("broken", ts("2013-11-04T23:59:59-05:00")),
+            # max_wait: a 1200 s hold against a 120 s promise -> broken at the hold
+            "prestige-2013-phone-8843": ("broken", ts("2013-11-01T09:40:00-04:00")),
+        },
+        {
+            "prestige-2013-card-8841": {
+                # excess = 23:59:59 - 09:12:00 = 14 h 47 min 59 s
+                "": ("enforced_early", ts("2013-11-01T09:12:00-04:00"), 53279,
+                     "prestige-web-deny-5520"),
+            },
+            "prestige-2013-card-8842": {
+                "": ("goal_not_reached", ts("2013-11-04T23:59:59-05:00"), None, None),
+            },
+            "prestige-2013-phone-8843": {
+                # excess = 1200 - 120
+                "": ("wait_exceeded", ts("2013-11-01T09:40:00-04:00"), 1080,
+                     "prestige-acd-call-20131101-0447"),
+            },
+        },
+    ),
+    "obamacare-letter.jsonl": (
+        {
+            # channels_available: the earliest outage of a listed channel decides closed_at
+            "marketplace-2013-letter-HH4471093": ("broken", ts("2013-10-01T08:04:00-04:00")),
+        },
+        {
+            "marketplace-2013-letter-HH4471093": {
+                # the 09/30 phone outage is before the letter was issued and does not count;
+                # the web outage is not a channel the letter listed; the 10/02 phone outage
+                # is later than the 10/01 one
+                "phone": ("channel_unavailable", ts("2013-10-01T08:04:00-04:00"), None,
+                          "mkt-mon-20131001-0804-phone"),
+                "mail": ("channel_unavailable", ts("2013-10-01T08:04:00-04:00"), None,
+                         "mkt-mon-20131001-0804-mail"),
+                "in_person": ("channel_unavailable", ts("2013-10-01T09:30:00-04:00"), None,
+                              "mkt-mon-20131001-0930-in_person"),
+            },
+        },
+    ),
+    "kept-promises.jsonl": (
+        {
+            # deadline: enforced at 00:00:00 on the 16th, i.e. not before open_until; W >= U
+            "citylib-2024-renewal-5521": ("kept", ts("2024-04-15T23:59:59-04:00")),
+            # max_wait: one hold of 250 s <= 300 s -> kept at the hold
+            "northbank-2024-phone-30117": ("kept", ts("2024-04-10T14:06:10-04:00")),
+            # deliver_by: delivered 15:42 <= 17:00 -> kept at the delivery
+            "pharmaplus-2024-rx-66120": ("kept", ts("2024-04-11T15:42:00-04:00")),
+            # max_steps: goal is the 3rd page view (the 4th comes after it) -> kept at the goal
+            "eurorail-2024-web-7730": ("kept", ts("2024-04-12T10:03:12+02:00")),
+            # channels_available: the only outage is at/after `until`; W >= until
+            "cityutil-2024-storm-line-0412": ("kept", ts("2024-04-14T00:00:00Z")),
+        },
+        {},
+    ),
+}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def run(inputs: list[Path], out: Path, config: EngineConfig | None = None):
+    out.mkdir(parents=True, exist_ok=True)
+    v, o, r = out / "violations.jsonl", out / "outcomes.jsonl", out / "rejects.jsonl"
+    replay(inputs, v, o, r, config=config, progress=False)
+    last: dict[str, dict] = {}
+    for emission in read_jsonl(v):
+        last[emission["violation_id"]] = emission
+    active = {key: e for key, e in last.items() if e["state"] == "active"}
+    outcomes = read_jsonl(o)
+    return active, outcomes, read_jsonl(r)
+
+
+def check(name: str, active: dict, outcomes: list[dict], rejects: list[dict]) -> None:
+    want_outcomes, want_violations = EXPECTED[name]
+    assert rejects == []
+
+    ids = [o["promise_id"] for o in outcomes]
+    assert sorted(ids) == sorted(set(ids)), "an outcome was written twice"
+    got = {o["promise_id"]: (o["status"], o["closed_at"]) for o in outcomes}
+    assert set(got) == set(want_outcomes)
+    for pid, (status, closed_at) in want_outcomes.items():
+        assert got[pid][0] == status, pid
+        assert got[pid][1] == pytest.approx(closed_at), pid
+
+    # the exact set of active violation reasons per promise
+    reasons: dict[str, set[str]] = {}
+    for e in active.values():
+        reasons.setdefault(e["promise_id"], set()).add(e["reason"])
+    assert reasons == {
+        pid: {reason for reason, *_ in by_disc.values()} for pid, by_disc in want_violations.items()
+    }
+
+    # and each violation in detail, under its deterministic id
+    want = {
+        vid(pid, disc): (pid, *spec)
+        for pid, by_disc in want_violations.items()
+        for disc, spec in by_disc.items()
+    }
+    assert set(active) == set(want)
+    for key, (pid, reason, occurred_at, excess, observation_id) in want.items():
+        e = active[key]
+        assert (e["promise_id"], e["reason"], e["observation_id"]) == (pid, reason, observation_id)
+        assert e["occurred_at"] == pytest.approx(occurred_at)
+        if excess is None:
+            assert e["excess"] is None and e["unit"] is None
+        else:
+            assert e["excess"] == pytest.approx(excess)
+            assert e["unit"] == "seconds"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_verdicts(name: str, tmp_path: Path) -> None:
+    path = EXAMPLES / name
+    for line in path.read_text("utf-8").splitlines():  # SPEC 1: every line a CloudEvent
+        event = json.loads(line)
+        assert event["specversion"] == "1.0"
+        assert {"type", "source", "id", "time", "data"} <= set(event)
+    check(name, *run([path], tmp_path))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_verdicts_do_not_depend_on_line_order(name: str, tmp_path: Path) -> None:
+    """SPEC 5: the final state must not depend on the order of the input lines.
+
+    Reversed, the newest event comes first, so the oldest ones arrive far behind the
+    watermark; the retention is raised so they are still applied (SPEC 2) rather than
+    rejected too_late, which is the one way line order may legitimately matter here.
+    """
+    lines = (EXAMPLES / name).read_text("utf-8").splitlines()
+    reversed_path = tmp_path / f"reversed-{name}"
+    reversed_path.write_text("\n".join(reversed(lines)) + "\n", "utf-8")
+    config = EngineConfig(retention=365 * 86_400.0)
+    check(name, *run([reversed_path], tmp_path / "out", config))
