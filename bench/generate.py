@@ -255,7 +255,7 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
     open_samples: list[int] = []
     seq = written = n_promise = n_obs = 0
     wm = -1  # the watermark a replay will have: largest time of an accepted line so far
-    late = duplicates = orphans = 0
+    late = duplicates = orphans = obs_written = 0
     junk: Counter = Counter()
     status: Counter = Counter()
     reasons: Counter = Counter()
@@ -305,12 +305,14 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                         wm = t
                     if role == ORPHAN:
                         orphans += 1
+                        obs_written += 1
                     else:
                         plan = plans[number]
                         if role == ISSUE:
                             plan[6] = True
                         else:
                             plan[5].append(info)
+                            obs_written += 1
                         plan[4] -= 1
                         if plan[4] == 0:
                             push(done, (-1 if plan[2] is None else plan[2], number))
@@ -515,7 +517,8 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
         "bytes": path.stat().st_size,
         "first_time": first_time,
         "watermark": wm,
-        "span_days": round((wm - (first_time or wm)) / 86400, 2),
+        "span_days": round((wm - (first_time or wm)) / 86400, 2),  # backlog included
+        "span_days_after_start": round(max(wm - START, 0) / 86400, 2),
         "open_windows": {
             "min": min(open_samples, default=0),
             "mean": round(sum(open_samples) / len(open_samples)) if open_samples else 0,
@@ -523,7 +526,7 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
         },
         "promises": promises,
         "promises_cut_off": not_issued,
-        "observations": n_obs,
+        "observations": obs_written,
         "duplicates": duplicates,
         "late": late,
         "outcomes": dict(sorted(status.items())),
