@@ -7,7 +7,6 @@ stamps ``detected_at``). The offline replay and the Faust worker both drive it.
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
@@ -18,9 +17,11 @@ from schemas.models import DeliveryObserved, Event, PromiseIssued, ViolationReco
 from schemas.reject import Reason, Reject
 from streams.rules import Finding, verdict
 from streams.state import PromiseState, apply, new_state
+from streams.timers import TimerQueue
 from streams.wording import describe
 
 DAY = 86_400.0
+INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -75,68 +76,71 @@ class Engine:
         self.config = config
         self.listener = listener
         self.clock = clock
-        self.watermark = -float("inf")
+        self.watermark = -INF
         self.stats = Stats()
         self.promises: dict[str, PromiseState] = {}
         self._observations: dict[str, DeliveryObserved] = {}  # id -> event, for duplicates
-        self._timers: list[tuple[float, str]] = []  # (T, promise id): absence rules
-        self._evictions: list[tuple[float, str]] = []  # (when, promise id)
+        self._timers = TimerQueue()  # promise ids by T: absence rules fire then
+        self._evictions = TimerQueue()  # closed promise ids by when they settled
         self._tombstones: dict[str, float] = {}  # evicted promise id -> when it is forgotten
         self._orphans: dict[str, list[tuple[DeliveryObserved, bytes, object, float]]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
-        self._unstamped: list[str] = []  # orphans that arrived since the last advance()
 
     # --- input -------------------------------------------------------------------
 
     def process(
         self, event: Event, raw: bytes, origin: object = None, now: float | None = None
-    ) -> bool:
-        """Apply one parsed event. True when it was accepted (so it counts for the watermark).
+    ) -> float | None:
+        """Apply one parsed event; its time when accepted (it then counts for the watermark).
 
         ``raw`` and ``origin`` only travel with a reject; ``now`` (live mode) enables the
-        ``from_future`` check.
+        ``from_future`` check. Returns None when the event was rejected.
         """
         t = event.time.timestamp()
         if now is not None and t > now + self.config.max_future:
             return self._reject(
-                Reason.FROM_FUTURE, f"time is {t - now:.0f} s ahead of the clock; "
-                f"the limit is {self.config.max_future:g} s: check the emitter's clock", raw, origin, event.id,
+                Reason.FROM_FUTURE, f"time is {t - now:.0f} s ahead of the clock; the limit "
+                f"is {self.config.max_future:g} s: check the emitter's clock", raw, origin, event.id,
             )
-        if isinstance(event, PromiseIssued):
+        if type(event) is PromiseIssued:
             return self._promise(event, raw, origin, t)
-        return self._observation(event, raw, origin, t)
+        return self._observation(event, raw, origin, t)  # type: ignore[arg-type]
 
-    def _promise(self, event: PromiseIssued, raw: bytes, origin: object, t: float) -> bool:
+    def _promise(self, event: PromiseIssued, raw: bytes, origin: object, t: float) -> float | None:
         pid = event.id
         state = self.promises.get(pid)
         if state is not None:
-            return self._duplicate(state.promise == event, raw, origin, pid)
-        if self._too_late(t, raw, origin, pid) or self._forgotten(pid, raw, origin, pid):
-            return False
+            return self._duplicate(state.promise == event, raw, origin, pid, t)
+        if t < self.watermark - self.config.retention or pid in self._tombstones:
+            return self._too_late(t, raw, origin, pid, pid)
         self.stats.promises += 1
         if t < self.watermark:
             self.stats.late += 1
-        state = new_state(event)
+        state = new_state(event, t)
         self.promises[pid] = state
-        for obs, _raw, _origin, obs_t in self._orphans.pop(pid, ()):
-            del self._orphan_ids[obs.id]
-            apply(state, obs, obs_t)
-        if state.close is not None:
-            heapq.heappush(self._timers, (state.close, pid))
-        self._evaluate(state)
-        return True
+        waiting = self._orphans.pop(pid, None)
+        if waiting:
+            for obs, _raw, _origin, obs_t in waiting:
+                del self._orphan_ids[obs.id]
+                apply(state, obs, obs_t)
+        close = state.close
+        if close is not None:
+            self._timers.add(close, pid)
+        if waiting or close is None or close <= self.watermark:
+            self._evaluate(state)  # otherwise it is open with nothing to say until T
+        return t
 
     def _observation(
         self, event: DeliveryObserved, raw: bytes, origin: object, t: float
-    ) -> bool:
+    ) -> float | None:
         oid = event.id
         prior = self._observations.get(oid)
         if prior is not None:
-            return self._duplicate(prior == event, raw, origin, oid)
+            return self._duplicate(prior == event, raw, origin, oid, t)
         pid = event.data.promise_id
-        if self._too_late(t, raw, origin, oid) or self._forgotten(pid, raw, origin, oid):
-            return False
+        if t < self.watermark - self.config.retention or pid in self._tombstones:
+            return self._too_late(t, raw, origin, oid, pid)
         self.stats.observations += 1
         if t < self.watermark:
             self.stats.late += 1
@@ -144,50 +148,41 @@ class Engine:
         state = self.promises.get(pid)
         if state is None:
             self._hold(event, raw, origin, t)
-        else:
-            apply(state, event, t)
+        elif apply(state, event, t):
             self._evaluate(state)
-        return True
+        return t
 
-    def _duplicate(self, same: bool, raw: bytes, origin: object, event_id: str) -> bool:
+    def _duplicate(
+        self, same: bool, raw: bytes, origin: object, event_id: str, t: float
+    ) -> float | None:
         if same:
             self.stats.duplicates += 1
-            return True
+            return t
         return self._reject(
             Reason.CONFLICTING_DUPLICATE,
             f"id {event_id!r} was already used for different content; the first one stays: "
             "give every event its own id", raw, origin, event_id,
         )
 
-    def _too_late(self, t: float, raw: bytes, origin: object, event_id: str) -> bool:
-        limit = self.watermark - self.config.retention
-        if t >= limit:
-            return False
-        self._reject(
-            Reason.TOO_LATE, f"time is {limit - t:.0f} s older than the watermark minus the "
-            f"retention ({self.config.retention:g} s): its promise's state is gone", raw, origin, event_id,
-        )
-        return True
-
-    def _forgotten(self, pid: str, raw: bytes, origin: object, event_id: str) -> bool:
-        if pid not in self._tombstones:
-            return False
-        self._reject(
-            Reason.TOO_LATE, f"promise {pid!r} closed more than the retention "
-            f"({self.config.retention:g} s) ago and its state is gone", raw, origin, event_id,
-        )
-        return True
+    def _too_late(self, t: float, raw: bytes, origin: object, event_id: str, pid: str) -> None:
+        if pid in self._tombstones:
+            message = (f"promise {pid!r} closed more than the retention "
+                       f"({self.config.retention:g} s) ago and its state is gone")
+        else:
+            message = (f"time is {self.watermark - self.config.retention - t:.0f} s older than "
+                       f"the watermark minus the retention ({self.config.retention:g} s): "
+                       "its promise's state is gone")
+        return self._reject(Reason.TOO_LATE, message, raw, origin, event_id)
 
     def _reject(
         self, reason: Reason, message: str, raw: bytes, origin: object, event_id: str | None
-    ) -> bool:
-        return self.refuse(Reject(reason, message, raw, event_id, origin))
+    ) -> None:
+        self.refuse(Reject(reason, message, raw, event_id, origin))
 
-    def refuse(self, reject: Reject) -> bool:
-        """Count and forward a reject (the engine's own, or the parser's). Always False."""
+    def refuse(self, reject: Reject) -> None:
+        """Count and forward a reject (the engine's own, or the parser's)."""
         self.stats.rejects[reject.reason] += 1
         self.listener.reject(reject)
-        return False
 
     # --- orphans -------------------------------------------------------------------
 
@@ -195,15 +190,14 @@ class Engine:
         pid = event.data.promise_id
         self._orphans.setdefault(pid, []).append((event, raw, origin, t))
         self._orphan_ids[event.id] = pid
-        self._unstamped.append(event.id)
+        # where the watermark stood on arrival; before any watermark, the event's own time
+        stamp = self.watermark if self.watermark > -INF else t
+        self._orphan_queue.append((stamp, event.id))
         while len(self._orphan_ids) > self.config.max_orphans:
             self._drop_oldest_orphan()
 
     def _drop_oldest_orphan(self) -> None:
-        if self._orphan_queue:
-            _, oid = self._orphan_queue.popleft()
-        else:
-            oid = self._unstamped.pop(0)
+        _, oid = self._orphan_queue.popleft()
         self._drop_orphan(oid, f"the orphan buffer is full ({self.config.max_orphans})")
 
     def _drop_orphan(self, oid: str, why: str) -> None:
@@ -225,32 +219,29 @@ class Engine:
 
     def advance(self, watermark: float) -> None:
         """Move the watermark (never backwards) and fire what it makes due."""
-        if self._unstamped:
-            stamp = max(self.watermark, watermark)
-            self._orphan_queue.extend((stamp, oid) for oid in self._unstamped)
-            self._unstamped.clear()
         if watermark <= self.watermark:
             return
         self.watermark = watermark
-        timers = self._timers
-        while timers and timers[0][0] <= watermark:
-            _, pid = heapq.heappop(timers)
-            state = self.promises.get(pid)
-            if state is not None:
-                self._evaluate(state)
-        queue, ttl = self._orphan_queue, self.config.orphan_ttl
-        while queue and queue[0][0] + ttl <= watermark:
-            self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
-        self._evict(watermark)
-
-    def _evict(self, watermark: float) -> None:
+        if self._timers.next_due() <= watermark:
+            promises = self.promises
+            for pid in self._timers.pop_due(watermark):
+                state = promises.get(pid)
+                if state is not None:
+                    self._evaluate(state)
+        queue = self._orphan_queue
+        if queue:
+            ttl = self.config.orphan_ttl
+            while queue and queue[0][0] + ttl <= watermark:
+                self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
         horizon = watermark - self.config.retention
-        evictions = self._evictions
-        while evictions and evictions[0][0] < horizon:
-            _, pid = heapq.heappop(evictions)
+        if self._evictions.next_due() < horizon or self._tombstones:
+            self._evict(watermark, horizon)
+
+    def _evict(self, watermark: float, horizon: float) -> None:
+        for pid in self._evictions.pop_before(horizon):
             state = self.promises.get(pid)
             if state is None or state.status == "open" or _settled_at(state) >= horizon:
-                continue
+                continue  # gone already, or it settled later and has a later entry
             del self.promises[pid]
             for oid in state.obs_ids:
                 self._observations.pop(oid, None)
@@ -269,14 +260,15 @@ class Engine:
         for oid in list(self._orphan_ids):
             self._drop_orphan(oid, "the input ended before the promise arrived")
         self._orphan_queue.clear()
-        self._unstamped.clear()
 
     # --- verdicts and emissions ----------------------------------------------------
 
     def _evaluate(self, state: PromiseState) -> None:
         status, closed_at, findings = verdict(state, self.watermark)
+        if findings and state.emitted is None:
+            state.emitted = {}
         emitted = state.emitted
-        if findings or emitted:
+        if emitted is not None:
             for disc, finding in findings.items():
                 prior = emitted.get(disc)
                 if prior is None or prior[0] != finding or prior[1].state != "active":
@@ -293,7 +285,7 @@ class Engine:
         if status != state.status or closed_at != state.closed_at:
             state.status, state.closed_at = status, closed_at
             if status != "open":
-                heapq.heappush(self._evictions, (_settled_at(state), state.promise.id))
+                self._evictions.add(_settled_at(state), state.promise.id)
             self.listener.outcome(state)
 
     def _record(self, state: PromiseState, disc: str, finding: Finding) -> ViolationRecord:

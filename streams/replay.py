@@ -105,19 +105,18 @@ def _drive(engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: fl
     count = blank = 0
     for name, number, line in lines:
         count += 1
-        if not line.strip():
+        if not line or line.isspace():
             blank += 1
             continue
         origin = (name, number)
         event = parse(line, origin)
-        if isinstance(event, Reject):
+        if type(event) is Reject:
             refuse(event)
             continue
-        if process(event, line, origin):
-            t = event.time.timestamp()
-            if t > latest:
-                latest = t
-                advance(latest - lateness)
+        t = process(event, line, origin)
+        if t is not None and t > latest:
+            latest = t
+            advance(latest - lateness)
     return count, blank
 
 

@@ -8,7 +8,7 @@ observation counts only if it is earlier than the earliest cancellation).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable
 
 from msgspec import Struct
 
@@ -30,10 +30,14 @@ from schemas.models import (
 )
 
 INF = math.inf
+DEADLINE, MAX_WAIT, MAX_STEPS, DELIVER_BY, CHANNELS = range(5)
+KIND_INDEX = {DeadlineData: DEADLINE, MaxWaitData: MAX_WAIT, MaxStepsData: MAX_STEPS,
+              DeliverByData: DELIVER_BY, ChannelsData: CHANNELS}
 
 
-class Seen(NamedTuple):
-    """An observation as the rules need it; tuples order by (time, id), as SPEC ties do."""
+class Seen(Struct, frozen=True, gc=False, order=True):
+    """An observation as the rules need it. Orders by (time, id), as SPEC ties do (ids are
+    unique, so the fields after them never decide)."""
 
     time: float
     id: str
@@ -42,97 +46,135 @@ class Seen(NamedTuple):
     amount: float = 0.0  # hold_time: the seconds held
 
 
-class PromiseState(Struct, kw_only=True):
-    """Everything the engine keeps about one promise."""
+class PromiseState(Struct, kw_only=True, gc=False):
+    """Everything the engine keeps about one promise (no cycles: kept out of the GC's scans)."""
 
     promise: PromiseIssued
+    kind: int  # DEADLINE .. CHANNELS: picks the fold and the rule without isinstance chains
     issued: float
     close: float | None  # T of SPEC section 3: when absence rules may fire
-    obs_ids: list[str] = []
+    # Containers start as None or an empty tuple: most promises never need them, and every
+    # allocated list or dict is one more object for the garbage collector to scan.
+    obs_ids: tuple[str, ...] = ()
     cancel: Seen | None = None  # earliest cancellation
     first: Seen | None = None  # earliest enforcement / hold / goal view / delivery
     exceed: Seen | None = None  # max_wait: earliest hold over the limit
-    views: list[tuple[float, str]] = []  # max_steps: every page view
-    down: dict[str, Seen] = {}  # channels_available: earliest outage per listed channel
+    views: list[tuple[float, str]] | None = None  # max_steps: every page view
+    down: dict[str, Seen] | None = None  # channels_available: earliest outage per channel
     status: str = "open"
     closed_at: float | None = None
-    emitted: dict[str, tuple[tuple, object]] = {}  # discriminator -> (content key, record)
+    emitted: dict[str, tuple] | None = None  # discriminator -> (finding, last emitted record)
 
     @property
     def cancelled_at(self) -> float:
         return self.cancel.time if self.cancel is not None else INF
 
 
-def close_time(promise: PromiseIssued) -> float | None:
-    """T of SPEC section 3 for this promise, or None when it has none."""
+def new_state(promise: PromiseIssued, issued: float) -> PromiseState:
     data = promise.data
-    if isinstance(data, DeadlineData):
-        return data.terms.open_until.timestamp()
-    if isinstance(data, DeliverByData):
-        return data.terms.due_at.timestamp()
-    if isinstance(data, ChannelsData):
-        return data.terms.until.timestamp()
-    return data.expires_at.timestamp() if data.expires_at is not None else None
-
-
-def new_state(promise: PromiseIssued) -> PromiseState:
-    return PromiseState(promise=promise, issued=promise.time.timestamp(), close=close_time(promise))
+    kind = KIND_INDEX[type(data)]
+    if kind == DEADLINE:
+        close: float | None = data.terms.open_until.timestamp()  # type: ignore[union-attr]
+    elif kind == DELIVER_BY:
+        close = data.terms.due_at.timestamp()  # type: ignore[union-attr]
+    elif kind == CHANNELS:
+        close = data.terms.until.timestamp()  # type: ignore[union-attr]
+    else:
+        close = data.expires_at.timestamp() if data.expires_at is not None else None
+    return PromiseState(promise=promise, kind=kind, issued=issued, close=close)
 
 
 def _earlier(new: Seen, old: Seen | None) -> bool:
-    return old is None or (new.time, new.id) < (old.time, old.id)
+    return old is None or new < old
 
 
-def apply(state: PromiseState, obs: DeliveryObserved, t: float) -> None:
-    """Fold one (new, deduplicated) observation into the summaries."""
-    state.obs_ids.append(obs.id)
+def apply(state: PromiseState, obs: DeliveryObserved, t: float) -> bool:
+    """Fold one new observation into the summaries; False when no verdict can change."""
+    state.obs_ids += (obs.id,)
     data = obs.data
-    pdata = state.promise.data
-    if isinstance(data, Cancelled):
-        seen = Seen(t, obs.id, obs.source, "cancelled" + _reason(data.value.reason))
+    if type(data) is Cancelled:
+        seen = Seen(t, obs.id, obs.source, "cancelled")
         if _earlier(seen, state.cancel):
             state.cancel = seen
-        return
-    if isinstance(pdata, DeadlineData):
-        if isinstance(data, (DeadlineEnforced, AccessDenied)) and t < state.close:  # type: ignore[operator]
-            if isinstance(data, AccessDenied):
-                detail = "access_denied" + _reason(data.value.reason)
-            else:
-                detail = "deadline_enforced"
-            seen = Seen(t, obs.id, obs.source, detail)
-            if _earlier(seen, state.first):
-                state.first = seen
-    elif isinstance(pdata, MaxWaitData):
-        if isinstance(data, HoldTime):
-            seconds = data.value.seconds
-            seen = Seen(t, obs.id, obs.source, "hold_time", float(seconds))
-            if _earlier(seen, state.first):
-                state.first = seen
-            if seconds > pdata.terms.max_seconds and _earlier(seen, state.exceed):
-                state.exceed = seen
-    elif isinstance(pdata, MaxStepsData):
-        if isinstance(data, PageReached):
-            state.views.append((t, obs.id))
-            if data.value.page == pdata.terms.goal:
-                seen = Seen(t, obs.id, obs.source, data.value.page)
-                if _earlier(seen, state.first):
-                    state.first = seen
-    elif isinstance(pdata, DeliverByData):
-        if isinstance(data, Delivered):
-            seen = Seen(t, obs.id, obs.source, "delivered")
-            if _earlier(seen, state.first):
-                state.first = seen
-    elif isinstance(pdata, ChannelsData):
-        if (
-            isinstance(data, ChannelStatus)
-            and not data.value.available
-            and data.value.channel in pdata.terms.channels
-            and state.issued <= t < state.close  # type: ignore[operator]
-        ):
-            seen = Seen(t, obs.id, obs.source, data.value.channel)
-            if _earlier(seen, state.down.get(data.value.channel)):
-                state.down[data.value.channel] = seen
+            return True
+        return False
+    return _FOLDS[state.kind](state, obs, data, t)
 
 
-def _reason(reason: str | None) -> str:
-    return f" ({reason})" if reason else ""
+def _fold_deadline(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
+    cls = type(data)
+    if (cls is DeadlineEnforced or cls is AccessDenied) and t < state.close:  # type: ignore[operator]
+        if cls is AccessDenied and data.value.reason:  # type: ignore[attr-defined]
+            detail = f"access_denied ({data.value.reason})"  # type: ignore[attr-defined]
+        else:
+            detail = data.__struct_config__.tag  # type: ignore[attr-defined]
+        seen = Seen(t, obs.id, obs.source, detail)
+        if _earlier(seen, state.first):
+            state.first = seen
+            return True
+    return False
+
+
+def _fold_max_wait(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
+    if type(data) is not HoldTime:
+        return False
+    seconds = float(data.value.seconds)
+    seen = Seen(t, obs.id, obs.source, "hold_time", seconds)
+    changed = False
+    if _earlier(seen, state.first):
+        state.first = seen
+        changed = True
+    if seconds > state.promise.data.terms.max_seconds and _earlier(seen, state.exceed):  # type: ignore[union-attr]
+        state.exceed = seen
+        changed = True
+    return changed
+
+
+def _fold_max_steps(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
+    if type(data) is not PageReached:
+        return False
+    view = (t, obs.id)
+    if state.views is None:
+        state.views = [view]
+    else:
+        state.views.append(view)
+    g = state.first
+    if data.value.page == state.promise.data.terms.goal:  # type: ignore[union-attr]
+        seen = Seen(t, obs.id, obs.source, data.value.page)
+        if _earlier(seen, g):
+            state.first = seen
+            return True
+    return g is not None and view <= (g.time, g.id)  # counts toward the steps to the goal
+
+
+def _fold_deliver_by(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
+    if type(data) is not Delivered:
+        return False
+    seen = Seen(t, obs.id, obs.source, "delivered")
+    if _earlier(seen, state.first):
+        state.first = seen
+        return True
+    return False
+
+
+def _fold_channels(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
+    if type(data) is not ChannelStatus or data.value.available:
+        return False
+    channel = data.value.channel
+    if channel not in state.promise.data.terms.channels:  # type: ignore[union-attr]
+        return False
+    if not state.issued <= t < state.close:  # type: ignore[operator]
+        return False
+    seen = Seen(t, obs.id, obs.source, channel)
+    if state.down is None:
+        state.down = {channel: seen}
+        return True
+    if _earlier(seen, state.down.get(channel)):
+        state.down[channel] = seen
+        return True
+    return False
+
+
+_FOLDS: tuple[Callable[[PromiseState, DeliveryObserved, object, float], bool], ...] = (
+    _fold_deadline, _fold_max_wait, _fold_max_steps, _fold_deliver_by, _fold_channels,
+)

@@ -117,8 +117,9 @@ def run(
         if isinstance(event, Reject):
             engine.refuse(event)
             continue
-        if engine.process(event, raw, now=now):
-            latest = max(latest, event.time.timestamp())
+        t = engine.process(event, raw, now=now)
+        if t is not None:
+            latest = max(latest, t)
             engine.advance(latest - lateness)
     if watermark is not None:
         engine.advance(watermark)
