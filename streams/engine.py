@@ -22,6 +22,7 @@ from streams.wording import describe
 
 DAY = 86_400.0
 INF = float("inf")
+SWEEP = 60.0  # event-time seconds between retention sweeps: eviction is never early, <= 1 min late
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,10 @@ class Engine:
         self._observations: dict[str, DeliveryObserved] = {}  # id -> event, for duplicates
         self._timers = TimerQueue()  # promise ids by T: absence rules fire then
         self._evictions = TimerQueue()  # closed promise ids by when they settled
-        self._tombstones: dict[str, float] = {}  # evicted promise id -> when it is forgotten
+        self._tombstones: set[str] = set()  # evicted promise ids, remembered for one retention
+        self._tombstone_queue: deque[tuple[float, str]] = deque()  # (when forgotten, id)
+        self._wake_at = -INF  # the watermark at which something next falls due
+        self._next_sweep = -INF  # the watermark at which retention is next applied
         self._orphans: dict[str, list[tuple[DeliveryObserved, bytes, object, float]]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
@@ -125,10 +129,15 @@ class Engine:
                 del self._orphan_ids[obs.id]
                 apply(state, obs, obs_t)
         close = state.close
-        if close is not None:
+        if close is not None and close > self.watermark:
             self._timers.add(close, pid)
-        if waiting or close is None or close <= self.watermark:
-            self._evaluate(state)  # otherwise it is open with nothing to say until T
+            if close < self._wake_at:
+                self._wake_at = close
+            if waiting:
+                self._evaluate(state)
+        elif waiting or close is not None:
+            self._evaluate(state)
+        # else: a fresh promise with no T and no observations is open and has nothing to say
         return t
 
     def _observation(
@@ -193,6 +202,7 @@ class Engine:
         # where the watermark stood on arrival; before any watermark, the event's own time
         stamp = self.watermark if self.watermark > -INF else t
         self._orphan_queue.append((stamp, event.id))
+        self._wake_at = min(self._wake_at, stamp + self.config.orphan_ttl)
         while len(self._orphan_ids) > self.config.max_orphans:
             self._drop_oldest_orphan()
 
@@ -222,20 +232,25 @@ class Engine:
         if watermark <= self.watermark:
             return
         self.watermark = watermark
+        if watermark >= self._wake_at:
+            self._wake(watermark)
+
+    def _wake(self, watermark: float) -> None:
+        """Absence rules, orphan expiry and (every SWEEP of event time) retention."""
         if self._timers.next_due() <= watermark:
             promises = self.promises
             for pid in self._timers.pop_due(watermark):
                 state = promises.get(pid)
                 if state is not None:
                     self._evaluate(state)
-        queue = self._orphan_queue
-        if queue:
-            ttl = self.config.orphan_ttl
-            while queue and queue[0][0] + ttl <= watermark:
-                self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
-        horizon = watermark - self.config.retention
-        if self._evictions.next_due() < horizon or self._tombstones:
-            self._evict(watermark, horizon)
+        queue, ttl = self._orphan_queue, self.config.orphan_ttl
+        while queue and queue[0][0] + ttl <= watermark:
+            self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
+        if watermark >= self._next_sweep:
+            self._evict(watermark, watermark - self.config.retention)
+            self._next_sweep = watermark + SWEEP
+        orphan_due = queue[0][0] + ttl if queue else INF
+        self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
 
     def _evict(self, watermark: float, horizon: float) -> None:
         for pid in self._evictions.pop_before(horizon):
@@ -245,15 +260,14 @@ class Engine:
             del self.promises[pid]
             for oid in state.obs_ids:
                 self._observations.pop(oid, None)
-            self._tombstones[pid] = watermark + self.config.retention
+            self._tombstones.add(pid)
+            self._tombstone_queue.append((watermark + self.config.retention, pid))
             self.stats.evicted += 1
             self.listener.evicted(state)
-        tombstones = self._tombstones
-        while tombstones:
-            pid, until = next(iter(tombstones.items()))
-            if until > watermark:
-                break
-            del tombstones[pid]
+        # a FIFO, not next(iter(dict)): popping a dict's oldest keys one by one is quadratic
+        queue = self._tombstone_queue
+        while queue and queue[0][0] <= watermark:
+            self._tombstones.discard(queue.popleft()[1])
 
     def finish(self) -> None:
         """End of a finite input: every observation still waiting is rejected."""

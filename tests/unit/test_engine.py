@@ -123,3 +123,17 @@ def _parsed(event: dict):
 
     raw = line(event)
     return parse(raw), raw
+
+
+def test_state_stays_bounded_on_an_endless_stream():
+    """Closed promises, their observation ids and their tombstones are all forgotten in time."""
+    config = EngineConfig(retention=DAY)
+    events = []
+    for hour in range(24 * 30):  # 30 days, one promise an hour, each delivered on time
+        pid = f"p{hour}"
+        events.append(promise(pid, "deliver_by", {"due_at": ts(hour + 5)}, at=ts(hour)))
+        events.append(observe(f"d{hour}", pid, "delivered", ts(hour + 1)))
+    r = run(events, config=config)
+    sizes = (len(r.engine.promises), len(r.engine._observations), len(r.engine._tombstones))
+    assert all(size <= 24 * 2 + 6 for size in sizes), sizes
+    assert len(r.out.evicted_ids) > 24 * 25
