@@ -79,6 +79,7 @@ def parse(raw: bytes, origin: object = None) -> Event | Reject:
 def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
     match = _PATH.match(error)
     what, path = (match["what"], match["path"] or "") if match else (error, "")
+    what = what.replace("`float`", "a number").replace("`int`", "an integer")
     field_path = path.lstrip(".")
     missing = _MISSING.match(what)
     if missing:
@@ -96,7 +97,8 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
     if field_path == "" and what.startswith("Expected `object`"):
         return Reject(Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, origin=origin)
     if field_path == "data.kind" and invalid:
-        kinds = ", ".join(PROMISE_KINDS + OBSERVATION_KINDS)
+        observed = b'"delivery.observed"' in raw
+        kinds = ", ".join(OBSERVATION_KINDS if observed else PROMISE_KINDS)
         message = f"data.kind {invalid['value']} is not a known kind; use one of {kinds}"
     elif missing:
         message = f"{field_path} is missing"
