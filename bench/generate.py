@@ -47,7 +47,7 @@ import orjson
 
 VERSION = 1  # bump when the stream's content changes: cached streams are regenerated
 
-START = int(dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc).timestamp())
+START = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp())
 HOUR = 3600
 LMIN, LMAX = 3 * HOUR, 48 * HOUR  # a promise's window: issue time + [LMIN, LMAX]
 MEAN_WINDOW = (LMIN + LMAX) / 2
@@ -119,7 +119,7 @@ _DAYS: dict[int, str] = {}
 def _day(d: int) -> str:
     prefix = _DAYS.get(d)
     if prefix is None:
-        prefix = _DAYS[d] = dt.datetime.fromtimestamp(d * 86400, dt.timezone.utc).strftime("%Y-%m-%dT")
+        prefix = _DAYS[d] = dt.datetime.fromtimestamp(d * 86400, dt.UTC).strftime("%Y-%m-%dT")
     return prefix
 
 
@@ -137,22 +137,31 @@ def ts_cet(t: int) -> str:
 
 # --- junk: lines a replay must reject, with the reason it must give ----------------------
 
+
 def _junk(choice: int, t: int, n: int, seed: int) -> tuple[bytes, str]:
     stamp = ts(t)
     if choice == 0:
-        whole = orjson.dumps({
-            "specversion": "1.0", "type": "promise.issued", "source": "shop/checkout",
-            "id": f"junk-{seed}-{n}", "time": stamp,
-            "data": {"kind": "deadline", "channel": "web", "terms": {"open_until": stamp}},
-        })
+        whole = orjson.dumps(
+            {
+                "specversion": "1.0",
+                "type": "promise.issued",
+                "source": "shop/checkout",
+                "id": f"junk-{seed}-{n}",
+                "time": stamp,
+                "data": {"kind": "deadline", "channel": "web", "terms": {"open_until": stamp}},
+            }
+        )
         return whole[: len(whole) // 2], "invalid_json"  # a truncated message
     if choice == 1:
         return b"HTTP/1.1 502 Bad Gateway", "invalid_json"
     if choice == 2:
         return b'{"specversion":"1.0","id":"junk-\xff\xfe","type":"promise.issued"}', "invalid_json"
     event: dict = {
-        "specversion": "1.0", "type": "promise.issued", "source": "shop/checkout",
-        "id": f"junk-{seed}-{n}", "time": stamp,
+        "specversion": "1.0",
+        "type": "promise.issued",
+        "source": "shop/checkout",
+        "id": f"junk-{seed}-{n}",
+        "time": stamp,
         "data": {"kind": "deadline", "channel": "web", "terms": {"open_until": ts(t + 86400)}},
     }
     if choice == 3:
@@ -172,8 +181,11 @@ def _junk(choice: int, t: int, n: int, seed: int) -> tuple[bytes, str]:
         event["data"]["channel"] = "pigeon"
     else:
         event = {
-            "specversion": "1.0", "type": "delivery.observed", "source": "telephony/acd",
-            "id": f"junk-{seed}-{n}", "time": stamp,
+            "specversion": "1.0",
+            "type": "delivery.observed",
+            "source": "telephony/acd",
+            "id": f"junk-{seed}-{n}",
+            "time": stamp,
             "data": {"promise_id": "x", "kind": "hold_time", "value": {"seconds": -5}},
         }
     return orjson.dumps(event), "invalid_event"
@@ -184,12 +196,16 @@ JUNK_CHOICES = 11
 
 # --- the expected verdict (SPEC section 3) over the lines actually written --------------
 
+
 def expected_verdict(kind: str, t0: int, close, param, obs: list, w: int) -> tuple[str, list[str]]:
     """Status and violation reasons of one promise; obs = [(time, id, kind, value)]."""
     c = min((o[0] for o in obs if o[2] == "cancelled"), default=INF)
     limit = close if close is not None else INF
     if kind == "deadline":
-        if any(o[2] in ("deadline_enforced", "access_denied") and o[0] < close and o[0] < c for o in obs):
+        if any(
+            o[2] in ("deadline_enforced", "access_denied") and o[0] < close and o[0] < c
+            for o in obs
+        ):
             return "broken", ["enforced_early"]
         if c < close:
             return "cancelled", []
@@ -222,8 +238,13 @@ def expected_verdict(kind: str, t0: int, close, param, obs: list, w: int) -> tup
             return "cancelled", []
         return ("broken", ["not_delivered"]) if w >= close else ("open", [])
     down = {
-        o[3][0] for o in obs
-        if o[2] == "channel_status" and not o[3][1] and o[3][0] in param and t0 <= o[0] < close and o[0] < c
+        o[3][0]
+        for o in obs
+        if o[2] == "channel_status"
+        and not o[3][1]
+        and o[3][0] in param
+        and t0 <= o[0] < close
+        and o[0] < c
     }
     if down:
         return "broken", ["channel_unavailable"] * len(down)
@@ -233,6 +254,7 @@ def expected_verdict(kind: str, t0: int, close, param, obs: list, w: int) -> tup
 
 
 # --- the generator -----------------------------------------------------------------------
+
 
 def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> dict:
     """Write ``events`` lines of CloudEvents to ``path``; return (and store) what to expect."""
@@ -318,7 +340,18 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                             push(done, (-1 if plan[2] is None else plan[2], number))
                     if rnd() < P_DUPLICATE:
                         seq += 1
-                        push(heap, (arrival + randint(1, DUPLICATE_DELAY), seq, line, number, DUP, t, None))
+                        push(
+                            heap,
+                            (
+                                arrival + randint(1, DUPLICATE_DELAY),
+                                seq,
+                                line,
+                                number,
+                                DUP,
+                                t,
+                                None,
+                            ),
+                        )
                 while done and done[0][0] <= wm:
                     finalize(plans.pop(pop(done)[1]), wm)
                 if written >= events:
@@ -358,7 +391,14 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                     if rnd() < 0.5:
                         obs.append((at(rnd() * 0.95), "deadline_enforced", EMPTY, None))
                     else:
-                        obs.append((at(rnd() * 0.95), "access_denied", {"reason": "selection closed"}, None))
+                        obs.append(
+                            (
+                                at(rnd() * 0.95),
+                                "access_denied",
+                                {"reason": "selection closed"},
+                                None,
+                            )
+                        )
                 elif u < P_BROKEN + P_CANCELLED:
                     c = at(rnd() * 0.8)
                     obs.append((c, "cancelled", {"reason": "campaign withdrawn"}, None))
@@ -368,15 +408,26 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                     if rnd() < 0.5:  # the window closes on time
                         obs.append((close, "deadline_enforced", EMPTY, None))
                     if rnd() < 0.2:
-                        obs.append((close + randint(1, 7200), "access_denied", {"reason": "closed"}, None))
+                        obs.append(
+                            (close + randint(1, 7200), "access_denied", {"reason": "closed"}, None)
+                        )
             elif kind == "max_wait":
                 param = choice(HOLD_LIMITS)
                 data["terms"] = {"max_seconds": param}
                 expires = close
                 if u < P_BROKEN:
                     if rnd() < 0.3:  # a first call within the limit, then one over it
-                        obs.append((at(rnd() * 0.4), "hold_time", {"seconds": randint(5, param)}, None))
-                    obs.append((at(0.4 + rnd() * 0.6), "hold_time", {"seconds": param + randint(1, 3 * param)}, None))
+                        obs.append(
+                            (at(rnd() * 0.4), "hold_time", {"seconds": randint(5, param)}, None)
+                        )
+                    obs.append(
+                        (
+                            at(0.4 + rnd() * 0.6),
+                            "hold_time",
+                            {"seconds": param + randint(1, 3 * param)},
+                            None,
+                        )
+                    )
                 elif u < P_BROKEN + P_CANCELLED:
                     obs.append((at(rnd()), "cancelled", EMPTY, None))
                 elif u < P_BROKEN + P_CANCELLED + P_EXPIRED:
@@ -437,24 +488,61 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                 data["terms"] = {"channels": listed, "until": ts(close)}
                 if rnd() < 0.5:  # a heartbeat
                     ch = choice(listed)
-                    obs.append((at(rnd()), "channel_status", {"channel": ch, "available": True}, (ch, True)))
+                    obs.append(
+                        (
+                            at(rnd()),
+                            "channel_status",
+                            {"channel": ch, "available": True},
+                            (ch, True),
+                        )
+                    )
                 if u < P_BROKEN:
                     for ch in listed[: 2 if len(listed) > 1 and rnd() < 0.3 else 1]:
                         t = at(rnd() * 0.9)
-                        obs.append((t, "channel_status", {"channel": ch, "available": False}, (ch, False)))
-                        obs.append((randint(t, close), "channel_status", {"channel": ch, "available": True}, (ch, True)))
+                        obs.append(
+                            (t, "channel_status", {"channel": ch, "available": False}, (ch, False))
+                        )
+                        obs.append(
+                            (
+                                randint(t, close),
+                                "channel_status",
+                                {"channel": ch, "available": True},
+                                (ch, True),
+                            )
+                        )
                 elif u < P_BROKEN + P_CANCELLED:
                     c = at(rnd() * 0.5)
                     obs.append((c, "cancelled", EMPTY, None))
                     ch = listed[0]
-                    obs.append((randint(c + 1, close - 1), "channel_status", {"channel": ch, "available": False}, (ch, False)))
+                    obs.append(
+                        (
+                            randint(c + 1, close - 1),
+                            "channel_status",
+                            {"channel": ch, "available": False},
+                            (ch, False),
+                        )
+                    )
                 else:
                     other = choice([ch for ch in CHANNELS if ch not in param])
                     if rnd() < 0.2:  # a channel nobody promised goes down
-                        obs.append((at(rnd()), "channel_status", {"channel": other, "available": False}, (other, False)))
+                        obs.append(
+                            (
+                                at(rnd()),
+                                "channel_status",
+                                {"channel": other, "available": False},
+                                (other, False),
+                            )
+                        )
                     if rnd() < 0.1:  # down right at the end of the window: does not count
                         ch = listed[0]
-                        obs.append((close, "channel_status", {"channel": ch, "available": False}, (ch, False)))
+                        obs.append(
+                            (
+                                close,
+                                "channel_status",
+                                {"channel": ch, "available": False},
+                                (ch, False),
+                            )
+                        )
             if rnd() < 0.9:
                 data["text"] = TEXTS[kind]
             if rnd() < 0.8:
@@ -488,7 +576,18 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                     oracle_value = value["seconds"]
                 arrival = t + randint(1, MAX_DISORDER) if rnd() < P_LATE_ARRIVAL else t
                 seq += 1
-                push(heap, (arrival, seq, dumps(event, option=nl), number, OBS, t, (t, oid, okind, oracle_value)))
+                push(
+                    heap,
+                    (
+                        arrival,
+                        seq,
+                        dumps(event, option=nl),
+                        number,
+                        OBS,
+                        t,
+                        (t, oid, okind, oracle_value),
+                    ),
+                )
             if rnd() < P_ORPHAN:  # an observation of a promise that never comes
                 t = t0 + randint(1, HOUR)
                 oid = f"obs-{sp}-{n_obs:09d}"
@@ -499,7 +598,11 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
                     "source": "logistics/tracking",
                     "id": oid,
                     "time": ts(t),
-                    "data": {"promise_id": f"ghost-{sp}-{number:08d}", "kind": "delivered", "value": EMPTY},
+                    "data": {
+                        "promise_id": f"ghost-{sp}-{number:08d}",
+                        "kind": "delivered",
+                        "value": EMPTY,
+                    },
                 }
                 seq += 1
                 push(heap, (t, seq, dumps(event, option=nl), number, ORPHAN, t, None))
@@ -532,12 +635,16 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
         "outcomes": dict(sorted(status.items())),
         "violations": dict(sorted(reasons.items())),
         "broken_share_of_closed": round(broken / closed, 4) if closed else None,
-        "rejects": dict(sorted((junk + Counter(unknown_promise=orphans + unknown_promise)).items())),
+        "rejects": dict(
+            sorted((junk + Counter(unknown_promise=orphans + unknown_promise)).items())
+        ),
         "orphans_inserted": orphans,
         "junk_inserted": sum(junk.values()),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    path.with_name(path.name + ".meta.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    path.with_name(path.name + ".meta.json").write_bytes(
+        orjson.dumps(meta, option=orjson.OPT_INDENT_2)
+    )
     return meta
 
 
@@ -553,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = generate(args.out, args.events, args.open_promises, args.seed)
     rate = args.events / meta["seconds"] if meta["seconds"] else 0
     print(
-        f"{args.out}: {args.events:,} events ({meta['bytes'] / 1e6:.0f} MB) in {meta['seconds']:.1f} s "
+        f"{args.out}: {args.events:,} events ({meta['bytes'] / 1e6:.0f} MB) "
+        f"in {meta['seconds']:.1f} s "
         f"({rate:,.0f}/s), {meta['span_days']} days of event time, {meta['promises']:,} promises, "
         f"open windows {meta['open_windows']}; expected outcomes {meta['outcomes']}, "
         f"violations {meta['violations']}, rejects {meta['rejects']}",

@@ -57,6 +57,7 @@ class Stats:
     late: int = 0
     emissions: int = 0
     retractions: int = 0
+    active: int = 0  # violations whose last emission is active
     evicted: int = 0
     rejects: Counter = field(default_factory=Counter)
 
@@ -289,12 +290,15 @@ class Engine:
                     record = self._record(state, disc, finding)
                     emitted[disc] = (finding, record)
                     self.stats.emissions += 1
+                    if prior is None or prior[1].state != "active":
+                        self.stats.active += 1
                     self.listener.violation(record)
             for disc, (finding, record) in list(emitted.items()):
                 if disc not in findings and record.state == "active":
                     retraction = msgspec.structs.replace(record, state="retracted", detected_at=self.clock())
                     emitted[disc] = (finding, retraction)
                     self.stats.retractions += 1
+                    self.stats.active -= 1
                     self.listener.violation(retraction)
         if status != state.status or closed_at != state.closed_at:
             state.status, state.closed_at = status, closed_at

@@ -41,11 +41,9 @@ class _FileListener:
     def __init__(self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO):
         self._violations, self._outcomes, self._rejects = violations, outcomes, rejects
         self._encode = msgspec.json.Encoder().encode
-        self.active: dict[str, bool] = {}
         self.outcome_count = 0
 
     def violation(self, record: ViolationRecord) -> None:
-        self.active[record.violation_id] = record.state == "active"
         self._violations.write(self._encode(record) + b"\n")
 
     def outcome(self, state: PromiseState) -> None:
@@ -94,7 +92,7 @@ def replay(
         watermark=engine.watermark,
         seconds=time.perf_counter() - started,
         outcomes=listener.outcome_count,
-        violations_active=sum(listener.active.values()),
+        violations_active=engine.stats.active,
     )
 
 

@@ -57,6 +57,7 @@ def streams(draw) -> list[dict]:
 def final_state(events: list[dict]) -> tuple[dict, dict, list]:
     r = run(events)
     r.engine.finish()
+    assert r.engine.stats.active == len(r.out.active())  # the running count stays true
     return _summary(r.engine, r.out)
 
 
