@@ -303,7 +303,8 @@ class Engine:
         if status != state.status or closed_at != state.closed_at:
             state.status, state.closed_at = status, closed_at
             if status != "open":
-                self._evictions.add(_settled_at(state), state.promise.id)
+                # rounded up to the sweep grid: never early, and far fewer heap entries
+                self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
             self.listener.outcome(state)
 
     def _record(self, state: PromiseState, disc: str, finding: Finding) -> ViolationRecord:
