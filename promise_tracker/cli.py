@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from streams.engine import DAY, EngineConfig
 
@@ -60,9 +61,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Unusable arguments: one line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promise-tracker", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="promise-tracker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="replay the example stories and show the verdicts")
     demo.set_defaults(run=_demo)

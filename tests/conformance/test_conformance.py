@@ -73,3 +73,21 @@ def test_unreadable_input_is_a_one_line_error(tmp_path: Path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "missing.jsonl" in done.stderr
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay", "in.jsonl"],
+        ["replay", "in.jsonl", "--violations", "v", "--outcomes", "o", "--rejects", "r",
+         "--lateness", "soon"],
+        ["replay", "in.jsonl", "--violations", "v", "--outcomes", "o", "--rejects", "r",
+         "--lateness", "-1"],
+    ],
+)
+def test_unusable_arguments_are_a_one_line_error(args: list[str], tmp_path: Path):
+    (tmp_path / "in.jsonl").write_text("")
+    command = [sys.executable, "-m", "promise_tracker.cli", *args]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
