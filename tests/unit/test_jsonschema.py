@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from pathlib import Path
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TYPES = ("promise.issued", "delivery.observed")
 
 
+@functools.cache
 def validators() -> dict[str, jsonschema.Draft202012Validator]:
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
     return {
