@@ -78,7 +78,7 @@ def replay(
         raise ReplayError(f"--lateness must be 0 or more seconds, got {lateness:g}")
     outputs = (violations, outcomes, rejects)
     with ExitStack() as stack:
-        files = [stack.enter_context(_atomic_writer(path)) for path in outputs]
+        files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
         listener = _FileListener(*files)
         engine = Engine(config or EngineConfig(), listener, clock=time.time)
         lines, blank = _drive(engine, _lines(inputs, progress), lateness)
@@ -147,7 +147,7 @@ def _progress_bar(total: int, progress: bool | None):  # type: ignore[no-untyped
     return tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
 
 
-class _atomic_writer:
+class _AtomicWriter:
     """Write to PATH.tmp and rename on success, so a failed run leaves no half file."""
 
     def __init__(self, path: Path):
