@@ -21,11 +21,12 @@ Timestamp = Annotated[
     dt.datetime,
     Meta(tz=True, description="RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z"),
 ]
-Id = Annotated[str, Meta(min_length=1, max_length=200)]
-ShortText = Annotated[str, Meta(max_length=1000)]
+# SPEC bounds promise ids (1..200 chars); CloudEvents asks every id and source to be
+# non-empty. Nothing else is bounded here: the 1 MiB event limit (schemas.parse) bounds it.
+PromiseId = Annotated[str, Meta(min_length=1, max_length=200)]
+EventId = Annotated[str, Meta(min_length=1)]
 Channel = Literal["email", "card", "web", "app", "sms", "phone", "mail", "in_person", "other"]
-Labels = Annotated[dict[Annotated[str, Meta(max_length=100)], ShortText], Meta(max_length=64)]
-CustomerText = Annotated[str, Meta(max_length=10_000)]
+Labels = dict[str, str]
 
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 PROMISE_KINDS = ("deadline", "max_wait", "max_steps", "deliver_by", "channels_available")
@@ -53,7 +54,7 @@ class MaxWaitTerms(Struct, frozen=True, gc=False):
 
 class MaxStepsTerms(Struct, frozen=True, gc=False):
     max_steps: Annotated[int, Meta(ge=1)]
-    goal: ShortText
+    goal: str
 
 
 class DeliverByTerms(Struct, frozen=True, gc=False):
@@ -68,7 +69,7 @@ class ChannelsTerms(Struct, frozen=True, gc=False):
 class _PromiseData(Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"):
     channel: Channel
     expires_at: Timestamp | None = None
-    text: CustomerText | None = None
+    text: str | None = None
     labels: Labels | None = None
 
 
@@ -103,7 +104,7 @@ class NoValue(Struct, frozen=True, gc=False):
 
 
 class ReasonValue(Struct, frozen=True, gc=False):
-    reason: ShortText | None = None
+    reason: str | None = None
 
 
 class HoldTimeValue(Struct, frozen=True, gc=False):
@@ -111,7 +112,7 @@ class HoldTimeValue(Struct, frozen=True, gc=False):
 
 
 class PageValue(Struct, frozen=True, gc=False):
-    page: ShortText
+    page: str
 
 
 class ChannelStatusValue(Struct, frozen=True, gc=False):
@@ -120,7 +121,7 @@ class ChannelStatusValue(Struct, frozen=True, gc=False):
 
 
 class _ObservationData(Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"):
-    promise_id: Id
+    promise_id: PromiseId
 
 
 class DeadlineEnforced(_ObservationData, tag="deadline_enforced"):
@@ -161,16 +162,17 @@ ObservationData = Union[
 
 class _CloudEvent(Struct, frozen=True, gc=False, kw_only=True, tag_field="type"):
     specversion: Literal["1.0"]
-    source: Annotated[str, Meta(min_length=1, max_length=1000)]
-    id: Id
+    source: Annotated[str, Meta(min_length=1)]
+    id: EventId
     time: Timestamp
-    subject: ShortText | None = None
-    datacontenttype: ShortText | None = None
+    subject: str | None = None
+    datacontenttype: str | None = None
 
 
 class PromiseIssued(_CloudEvent, tag="promise.issued"):
     """A promise made to a customer; ``id`` is the promise id."""
 
+    id: PromiseId
     data: PromiseData
 
 

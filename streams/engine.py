@@ -91,6 +91,7 @@ class Engine:
         self._orphans: dict[str, list[tuple[DeliveryObserved, bytes, object, float]]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
+        self._unstamped: list[str] = []  # orphans held since the last advance()
 
     # --- input -------------------------------------------------------------------
 
@@ -200,15 +201,15 @@ class Engine:
         pid = event.data.promise_id
         self._orphans.setdefault(pid, []).append((event, raw, origin, t))
         self._orphan_ids[event.id] = pid
-        # where the watermark stood on arrival; before any watermark, the event's own time
-        stamp = self.watermark if self.watermark > -INF else t
-        self._orphan_queue.append((stamp, event.id))
-        self._wake_at = min(self._wake_at, stamp + self.config.orphan_ttl)
+        self._unstamped.append(event.id)  # stamped by the advance() that counts its time
         while len(self._orphan_ids) > self.config.max_orphans:
             self._drop_oldest_orphan()
 
     def _drop_oldest_orphan(self) -> None:
-        _, oid = self._orphan_queue.popleft()
+        if self._orphan_queue:
+            oid = self._orphan_queue.popleft()[1]
+        else:
+            oid = self._unstamped.pop(0)
         self._drop_orphan(oid, f"the orphan buffer is full ({self.config.max_orphans})")
 
     def _drop_orphan(self, oid: str, why: str) -> None:
@@ -229,7 +230,13 @@ class Engine:
     # --- time ----------------------------------------------------------------------
 
     def advance(self, watermark: float) -> None:
-        """Move the watermark (never backwards) and fire what it makes due."""
+        """Move the watermark (never backwards) and fire what it makes due.
+
+        Drivers call it after every accepted event, with the watermark that counts that
+        event: an orphan's TTL runs from there.
+        """
+        if self._unstamped:
+            self._stamp_orphans(max(self.watermark, watermark))
         if watermark <= self.watermark:
             return
         self.watermark = watermark
@@ -253,6 +260,11 @@ class Engine:
         orphan_due = queue[0][0] + ttl if queue else INF
         self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
 
+    def _stamp_orphans(self, watermark: float) -> None:
+        self._orphan_queue.extend((watermark, oid) for oid in self._unstamped)
+        self._unstamped.clear()
+        self._wake_at = min(self._wake_at, self._orphan_queue[0][0] + self.config.orphan_ttl)
+
     def _evict(self, watermark: float, horizon: float) -> None:
         for pid in self._evictions.pop_before(horizon):
             state = self.promises.get(pid)
@@ -275,6 +287,7 @@ class Engine:
         for oid in list(self._orphan_ids):
             self._drop_orphan(oid, "the input ended before the promise arrived")
         self._orphan_queue.clear()
+        self._unstamped.clear()
 
     # --- verdicts and emissions ----------------------------------------------------
 

@@ -72,7 +72,7 @@ def replay(
     """Run the engine over the inputs in order and write the three output files."""
     started = time.perf_counter()
     for path in inputs:
-        if not path.is_file() or not os.access(path, os.R_OK):
+        if not path.exists() or path.is_dir() or not os.access(path, os.R_OK):
             raise ReplayError(f"cannot read input file {path}: check the path")
     if lateness < 0:
         raise ReplayError(f"--lateness must be 0 or more seconds, got {lateness:g}")
@@ -112,14 +112,15 @@ def _drive(engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: fl
             refuse(event)
             continue
         t = process(event, line, origin)
-        if t is not None and t > latest:
-            latest = t
+        if t is not None:
+            if t > latest:
+                latest = t
             advance(latest - lateness)
     return count, blank
 
 
 def _lines(inputs: list[Path], progress: bool | None) -> Iterator[tuple[str, int, bytes]]:
-    total = sum(path.stat().st_size for path in inputs)
+    total = sum(path.stat().st_size for path in inputs if path.is_file())
     bar = _progress_bar(total, progress)
     for path in inputs:
         name = str(path)
@@ -148,21 +149,28 @@ def _progress_bar(total: int, progress: bool | None):  # type: ignore[no-untyped
 
 
 class _AtomicWriter:
-    """Write to PATH.tmp and rename on success, so a failed run leaves no half file."""
+    """Write to PATH.tmp and rename on success, so a failed run leaves no half file.
+
+    A path that exists and is not a regular file (/dev/null, /dev/stdout, a pipe) is
+    written in place: renaming over it would replace the device.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.tmp = path.with_name(path.name + ".tmp")
+        special = path.exists() and not path.is_file()
+        self.tmp = None if special else path.with_name(path.name + ".tmp")
 
     def __enter__(self) -> BinaryIO:
         try:
-            self.handle = self.tmp.open("wb", buffering=1 << 20)
+            self.handle = (self.tmp or self.path).open("wb", buffering=1 << 20)
         except OSError as exc:
             raise ReplayError(f"cannot write output file {self.path}: {exc.strerror}") from exc
         return self.handle
 
     def __exit__(self, kind, value, tb) -> None:  # type: ignore[no-untyped-def]
         self.handle.close()
+        if self.tmp is None:
+            return
         if kind is None:
             os.replace(self.tmp, self.path)
         else:

@@ -12,9 +12,19 @@ from streams.rules import Finding
 from streams.state import PromiseState
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def at(t: float) -> str:
-    """Unix seconds as RFC 3339 UTC, with milliseconds when there are any."""
-    stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    """Unix seconds as RFC 3339 UTC, with milliseconds when there are any.
+
+    Total: an instant that UTC cannot write as years 1-9999 (valid input with an offset
+    can land there) reads as Unix seconds instead of crashing the run.
+    """
+    try:
+        stamp = _EPOCH + dt.timedelta(seconds=t)
+    except OverflowError:
+        return f"{t:.3f} Unix seconds"
     text = stamp.isoformat(timespec="milliseconds" if stamp.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 

@@ -91,3 +91,22 @@ def test_unusable_arguments_are_a_one_line_error(args: list[str], tmp_path: Path
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_outputs_to_a_pipe_are_written_in_place(tmp_path: Path):
+    """Review finding: renaming PATH.tmp over a special file (as root: /dev/null) replaced it."""
+    import threading
+
+    fifo = tmp_path / "violations.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    command = [sys.executable, "-m", "promise_tracker.cli", "replay", str(CASES / "rules.jsonl"),
+               "--violations", str(fifo), "--outcomes", str(tmp_path / "o"),
+               "--rejects", str(tmp_path / "r"), "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert fifo.exists() and not fifo.is_file()  # still the pipe
+    assert received and received[0].count(b"\n") >= 9

@@ -137,3 +137,25 @@ def test_state_stays_bounded_on_an_endless_stream():
     sizes = (len(r.engine.promises), len(r.engine._observations), len(r.engine._tombstones))
     assert all(size <= 24 * 2 + 6 for size in sizes), sizes
     assert len(r.out.evicted_ids) > 24 * 25
+
+
+def test_regression_instants_outside_years_1_to_9999_do_not_crash_the_wording():
+    """Review finding: '0001-01-01T00:30:00+01:00' is valid input but year 0 in UTC."""
+    r = run([
+        promise("old", "deliver_by", {"due_at": "0001-01-01T00:30:00+01:00"}),
+        promise("far", "deadline", {"open_until": "9999-12-31T23:30:00-01:00"}),
+        observe("e", "far", "deadline_enforced", ts(1)),
+    ])
+    assert r.out.reasons() == {"old": ["not_delivered"], "far": ["enforced_early"]}
+    assert all(v.observed for v in r.out.emissions)
+
+
+def test_regression_orphan_ttl_runs_from_the_watermark_that_counts_the_orphan():
+    """Review finding: the TTL started before the orphan's own time moved the watermark."""
+    r = run([
+        promise("early", "deliver_by", {"due_at": ts(100)}, at=ts(0)),
+        observe("d", "p", "delivered", ts(12)),
+        observe("x", "early", "page_reached", ts(24), page="a"),
+        deliver_by(due_h=48),
+    ])
+    assert r.out.rejects == [] and r.status("p") == "kept"

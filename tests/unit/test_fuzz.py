@@ -60,9 +60,12 @@ def malformed(rng: random.Random) -> bytes:
             _set(event, ("data", "kind"), rng.choice(["", "teleport", "DEADLINE", "hold"]))
         else:
             _set(event, ("type",), rng.choice(["promise.kept", "com.example.x", ""]))
-    elif damage == 6:  # huge strings
-        own = ("data", "text") if event["type"] == "promise.issued" else ("data", "promise_id")
-        _set(event, rng.choice([("id",), ("source",), own]), "x" * rng.choice([10_001, 1_100_000]))
+    elif damage == 6:  # huge strings: a promise id over 200 characters, or an event over 1 MiB
+        if rng.random() < 0.5:
+            own = ("id",) if event["type"] == "promise.issued" else ("data", "promise_id")
+            _set(event, own, "x" * rng.choice([201, 10_001]))
+        else:
+            _set(event, rng.choice([("id",), ("source",), ("subject",)]), "x" * 1_100_000)
     else:  # deep nesting where a value should be
         depth = rng.choice([10, 1000, 50_000])
         return orjson.dumps(event)[:-1] + b',"data":' + b"[" * depth + b"]" * depth + b"}"

@@ -53,7 +53,8 @@ def test_a_good_event_parses_to_a_typed_promise():
         (mutated(data__channel="pigeon"), Reason.INVALID_EVENT, "data.channel"),
         (mutated(data__terms={"due_at": ts(1)}), Reason.INVALID_EVENT, "data.terms.open_until"),
         (mutated(data__labels={"team": 7}), Reason.INVALID_EVENT, "data.labels"),
-        (mutated(data__text="x" * 10_001), Reason.INVALID_EVENT, "data.text"),
+        (mutated(data__text=["x"]), Reason.INVALID_EVENT, "data.text"),
+        (mutated(source=""), Reason.INVALID_EVENT, "source"),
         (b"[" * 100_000 + b"]" * 100_000, Reason.INVALID_EVENT, "object"),
         (b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", Reason.INVALID_EVENT, "nested"),
         (b" " * (1 << 20) + b"{}", Reason.INVALID_EVENT, "limit"),
@@ -95,6 +96,15 @@ def test_observation_values_are_checked_by_kind(kind, value, field):
 def test_terms_must_fit_the_kind(kind, terms, field):
     reject = parse(orjson.dumps(promise("p", kind, terms)))
     assert isinstance(reject, Reject) and field in reject.message
+
+
+def test_long_strings_are_fine_below_the_event_limit():
+    """SPEC bounds only promise ids; the 1 MiB event limit bounds everything else."""
+    event = observe("o" * 5000, "p", "page_reached", ts(1), page="p" * 5000)
+    event["source"] = "s" * 5000
+    assert not isinstance(parse(orjson.dumps(event)), Reject)
+    long_text = mutated(data__text="x" * 100_000, subject="y" * 5000)
+    assert not isinstance(parse(long_text), Reject)
 
 
 def test_offsets_are_honoured():
