@@ -62,6 +62,14 @@ class Stats:
     rejects: Counter = field(default_factory=Counter)
 
 
+_encode = msgspec.json.Encoder().encode
+
+
+def _digest(event: Event) -> bytes:
+    """Content fingerprint: equal for equal decoded content (key order and spacing aside)."""
+    return hashlib.blake2b(_encode(event), digest_size=12).digest()
+
+
 def violation_id(promise_id: str, discriminator: str) -> str:
     """SPEC section 4: the same violation always gets the same id."""
     return hashlib.sha256(f"{promise_id}\n{discriminator}".encode()).hexdigest()[:32]
@@ -81,7 +89,9 @@ class Engine:
         self.watermark = -INF
         self.stats = Stats()
         self.promises: dict[str, PromiseState] = {}
-        self._observations: dict[str, DeliveryObserved] = {}  # id -> event, for duplicates
+        # observation id -> digest of its content: enough to tell exact from conflicting
+        # duplicates without keeping every observation alive
+        self._observations: dict[str, bytes] = {}
         self._timers = TimerQueue()  # promise ids by T: absence rules fire then
         self._evictions = TimerQueue()  # closed promise ids by when they settled
         self._tombstones: set[str] = set()  # evicted promise ids, remembered for one retention
@@ -117,7 +127,7 @@ class Engine:
         pid = event.id
         state = self.promises.get(pid)
         if state is not None:
-            return self._duplicate(state.promise == event, raw, origin, pid, t)
+            return self._duplicate(_digest(state.promise) == _digest(event), raw, origin, pid, t)
         if t < self.watermark - self.config.retention or pid in self._tombstones:
             return self._too_late(t, raw, origin, pid, pid)
         self.stats.promises += 1
@@ -146,16 +156,17 @@ class Engine:
         self, event: DeliveryObserved, raw: bytes, origin: object, t: float
     ) -> float | None:
         oid = event.id
+        digest = _digest(event)
         prior = self._observations.get(oid)
         if prior is not None:
-            return self._duplicate(prior == event, raw, origin, oid, t)
+            return self._duplicate(prior == digest, raw, origin, oid, t)
         pid = event.data.promise_id
         if t < self.watermark - self.config.retention or pid in self._tombstones:
             return self._too_late(t, raw, origin, oid, pid)
         self.stats.observations += 1
         if t < self.watermark:
             self.stats.late += 1
-        self._observations[oid] = event
+        self._observations[oid] = digest
         state = self.promises.get(pid)
         if state is None:
             self._hold(event, raw, origin, t)
