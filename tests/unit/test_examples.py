@@ -172,3 +172,14 @@ def test_example_verdicts_do_not_depend_on_line_order(name: str, tmp_path: Path)
     reversed_path.write_text("\n".join(reversed(lines)) + "\n", "utf-8")
     config = EngineConfig(retention=365 * 86_400.0)
     check(name, *run([reversed_path], tmp_path / "out", config))
+
+
+def test_several_inputs_are_one_stream_with_a_progress_bar(tmp_path, capsys):
+    """Inputs are read in order as one stream; the bar (tqdm, on stderr) counts their bytes."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    files = [examples / "obamacare-letter.jsonl", examples / "kept-promises.jsonl"]  # 2013, 2024
+    v, o, r = (tmp_path / n for n in ("v.jsonl", "o.jsonl", "r.jsonl"))
+    summary = replay(files, v, o, r, progress=True)
+    assert summary.lines == sum(len(f.read_bytes().splitlines()) for f in files)
+    assert "replay" in capsys.readouterr().err
+    assert r.read_bytes() == b"" and len(o.read_bytes().splitlines()) == 1 + 5
