@@ -282,7 +282,7 @@ class Engine:
             if state is None or state.status == "open" or _settled_at(state) >= horizon:
                 continue  # gone already, or it settled later and has a later entry
             del self.promises[pid]
-            for oid in state.obs_ids:
+            for oid in state.obs_ids or ():
                 self._observations.pop(oid, None)
             self._tombstones.add(pid)
             self._tombstone_queue.append((watermark + self.config.retention, pid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Callable
 
 from msgspec import Struct
@@ -74,7 +75,7 @@ def _max_steps(state: PromiseState, w: float) -> Verdict:
     g = state.first
     if g is not None and g.time < state.cancelled_at:
         bound = (g.time, g.id)
-        count = sum(1 for view in state.views or () if view <= bound)
+        count = bisect.bisect_right(state.views or (), bound)  # views are kept sorted
         limit = state.promise.data.terms.max_steps  # type: ignore[union-attr]
         if count > limit:
             finding = Finding("too_many_steps", g.time, count - limit, "steps", g, count)

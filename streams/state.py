@@ -7,6 +7,7 @@ observation counts only if it is earlier than the earliest cancellation).
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Callable
 
@@ -55,11 +56,11 @@ class PromiseState(Struct, kw_only=True, gc=False):
     close: float | None  # T of SPEC section 3: when absence rules may fire
     # Containers start as None or an empty tuple: most promises never need them, and every
     # allocated list or dict is one more object for the garbage collector to scan.
-    obs_ids: tuple[str, ...] = ()
+    obs_ids: list[str] | None = None  # forgotten with the promise
     cancel: Seen | None = None  # earliest cancellation
     first: Seen | None = None  # earliest enforcement / hold / goal view / delivery
     exceed: Seen | None = None  # max_wait: earliest hold over the limit
-    views: list[tuple[float, str]] | None = None  # max_steps: every page view
+    views: list[tuple[float, str]] | None = None  # max_steps: every page view, sorted
     down: dict[str, Seen] | None = None  # channels_available: earliest outage per channel
     status: str = "open"
     closed_at: float | None = None
@@ -90,7 +91,10 @@ def _earlier(new: Seen, old: Seen | None) -> bool:
 
 def apply(state: PromiseState, obs: DeliveryObserved, t: float) -> bool:
     """Fold one new observation into the summaries; False when no verdict can change."""
-    state.obs_ids += (obs.id,)
+    if state.obs_ids is None:
+        state.obs_ids = [obs.id]
+    else:
+        state.obs_ids.append(obs.id)
     data = obs.data
     if type(data) is Cancelled:
         seen = Seen(t, obs.id, obs.source, "cancelled")
@@ -137,7 +141,7 @@ def _fold_max_steps(state: PromiseState, obs: DeliveryObserved, data: object, t:
     if state.views is None:
         state.views = [view]
     else:
-        state.views.append(view)
+        bisect.insort(state.views, view)  # sorted: steps to the goal are one bisect
     g = state.first
     if data.value.page == state.promise.data.terms.goal:  # type: ignore[union-attr]
         seen = Seen(t, obs.id, obs.source, data.value.page)

@@ -159,3 +159,16 @@ def test_regression_orphan_ttl_runs_from_the_watermark_that_counts_the_orphan():
         deliver_by(due_h=48),
     ])
     assert r.out.rejects == [] and r.status("p") == "kept"
+
+
+def test_many_observations_of_one_promise_stay_linear():
+    """A hostile flood at one promise (late page views before its goal) must not go quadratic."""
+    import time
+
+    goal = observe("goal", "p", "page_reached", ts(10), page="pose")
+    views = [observe(f"v{i}", "p", "page_reached", ts(1, i * 0.01), page="x") for i in range(20_000)]
+    started = time.perf_counter()
+    r = run([promise("p", "max_steps", {"max_steps": 3, "goal": "pose"}), goal, *views])
+    assert time.perf_counter() - started < 20  # quadratic counting took minutes
+    (v,) = r.out.active().values()
+    assert v.excess == 20_001 - 3
