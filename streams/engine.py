@@ -98,7 +98,8 @@ class Engine:
         self._tombstone_queue: deque[tuple[float, str]] = deque()  # (when forgotten, id)
         self._wake_at = -INF  # the watermark at which something next falls due
         self._next_sweep = -INF  # the watermark at which retention is next applied
-        self._orphans: dict[str, list[tuple[DeliveryObserved, bytes, object, float]]] = {}
+        # promise id -> {observation id: (event, raw, origin, time)} while its promise is awaited
+        self._orphans: dict[str, dict[str, tuple[DeliveryObserved, bytes, object, float]]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
         self._unstamped: list[str] = []  # orphans held since the last advance()
@@ -137,7 +138,7 @@ class Engine:
         self.promises[pid] = state
         waiting = self._orphans.pop(pid, None)
         if waiting:
-            for obs, _raw, _origin, obs_t in waiting:
+            for obs, _raw, _origin, obs_t in waiting.values():
                 del self._orphan_ids[obs.id]
                 apply(state, obs, obs_t)
         close = state.close
@@ -210,7 +211,7 @@ class Engine:
 
     def _hold(self, event: DeliveryObserved, raw: bytes, origin: object, t: float) -> None:
         pid = event.data.promise_id
-        self._orphans.setdefault(pid, []).append((event, raw, origin, t))
+        self._orphans.setdefault(pid, {})[event.id] = (event, raw, origin, t)
         self._orphan_ids[event.id] = pid
         self._unstamped.append(event.id)  # stamped by the advance() that counts its time
         while len(self._orphan_ids) > self.config.max_orphans:
@@ -228,8 +229,7 @@ class Engine:
         if pid is None:
             return  # its promise arrived meanwhile
         waiting = self._orphans[pid]
-        index = next(i for i, held in enumerate(waiting) if held[0].id == oid)
-        _, raw, origin, _ = waiting.pop(index)
+        _, raw, origin, _ = waiting.pop(oid)
         if not waiting:
             del self._orphans[pid]
         del self._observations[oid]
