@@ -30,9 +30,12 @@ def run_demo(out: TextIO, examples: Path = EXAMPLES) -> int:
             _print_story(out, story.stem, outcomes, _active(_read(v)), len(_read(r)))
     kept, broken = totals["kept"], totals["broken"]
     rate = f"{kept / (kept + broken):.0%}" if kept + broken else "n/a"
-    print(f"\nkeep-rate across the stories: {rate} ({kept} kept, {broken} broken, "
-          f"{totals['expired']} unverifiable, {totals['cancelled']} cancelled, {totals['open']} open)",
-          file=out)
+    print(
+        f"\nkeep-rate across the stories: {rate} ({kept} kept, {broken} broken, "
+        f"{totals['expired']} unverifiable, {totals['cancelled']} cancelled, "
+        f"{totals['open']} open)",
+        file=out,
+    )
     return 0
 
 
@@ -43,13 +46,18 @@ def _print_story(out: TextIO, name: str, outcomes: list[dict], active: dict, rej
         by_promise.setdefault(violation["promise_id"], []).append(violation)
     for outcome in sorted(outcomes, key=lambda x: x["promise_id"]):
         pid = outcome["promise_id"]
-        print(f"  {outcome['status']:>9}  {pid}  ({outcome['kind']}, {outcome['channel']}, "
-              f"{outcome['service']})", file=out)
+        print(
+            f"  {outcome['status']:>9}  {pid}  ({outcome['kind']}, {outcome['channel']}, "
+            f"{outcome['service']})",
+            file=out,
+        )
         violations = by_promise.get(pid, [])
         if violations and outcome.get("text"):
-            print(f"             the customer read: \"{outcome['text']}\"", file=out)
+            print(f'             the customer read: "{outcome["text"]}"', file=out)
         for v in sorted(violations, key=lambda x: x["occurred_at"]):
-            print(f"             {v['reason']}: promised {v['expected']}; {v['observed']}", file=out)
+            print(
+                f"             {v['reason']}: promised {v['expected']}; {v['observed']}", file=out
+            )
     if rejected:
         print(f"  ({rejected} events rejected)", file=out)
 

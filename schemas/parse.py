@@ -71,7 +71,9 @@ def parse(raw: bytes, origin: object = None) -> Event | Reject:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return Reject(Reason.INVALID_JSON, f"not valid UTF-8 JSON: {exc}", raw, origin=origin)
     except RecursionError:
-        return Reject(Reason.INVALID_EVENT, "JSON nested too deeply to be an event", raw, origin=origin)
+        return Reject(
+            Reason.INVALID_EVENT, "JSON nested too deeply to be an event", raw, origin=origin
+        )
     except Exception as exc:  # noqa: BLE001 - bad input must never crash a worker
         return Reject(Reason.INVALID_EVENT, f"could not decode event: {exc!r}", raw, origin=origin)
 
@@ -95,7 +97,9 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
             origin=origin,
         )
     if field_path == "" and what.startswith("Expected `object`"):
-        return Reject(Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, origin=origin)
+        return Reject(
+            Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, origin=origin
+        )
     if field_path == "data.kind" and invalid:
         observed = b'"delivery.observed"' in raw
         kinds = ", ".join(OBSERVATION_KINDS if observed else PROMISE_KINDS)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -31,7 +32,9 @@ class EngineConfig:
 
     retention: float = 7 * DAY  # closed promises are kept this long in event time
     orphan_ttl: float = DAY  # observations wait this long (watermark progress) for their promise
-    max_orphans: int = 100_000  # beyond this the oldest orphan is rejected: hostile input is bounded
+    max_orphans: int = (
+        100_000  # beyond this the oldest orphan is rejected: hostile input is bounded
+    )
     max_future: float = 300.0  # live only: how far ahead of the wall clock an event may be
 
 
@@ -117,8 +120,12 @@ class Engine:
         t = event.time.timestamp()
         if now is not None and t > now + self.config.max_future:
             return self._reject(
-                Reason.FROM_FUTURE, f"time is {t - now:.0f} s ahead of the clock; the limit "
-                f"is {self.config.max_future:g} s: check the emitter's clock", raw, origin, event.id,
+                Reason.FROM_FUTURE,
+                f"time is {t - now:.0f} s ahead of the clock; the limit "
+                f"is {self.config.max_future:g} s: check the emitter's clock",
+                raw,
+                origin,
+                event.id,
             )
         if type(event) is PromiseIssued:
             return self._promise(event, raw, origin, t)
@@ -184,17 +191,24 @@ class Engine:
         return self._reject(
             Reason.CONFLICTING_DUPLICATE,
             f"id {event_id!r} was already used for different content; the first one stays: "
-            "give every event its own id", raw, origin, event_id,
+            "give every event its own id",
+            raw,
+            origin,
+            event_id,
         )
 
     def _too_late(self, t: float, raw: bytes, origin: object, event_id: str, pid: str) -> None:
         if pid in self._tombstones:
-            message = (f"promise {pid!r} closed more than the retention "
-                       f"({self.config.retention:g} s) ago and its state is gone")
+            message = (
+                f"promise {pid!r} closed more than the retention "
+                f"({self.config.retention:g} s) ago and its state is gone"
+            )
         else:
-            message = (f"time is {self.watermark - self.config.retention - t:.0f} s older than "
-                       f"the watermark minus the retention ({self.config.retention:g} s): "
-                       "its promise's state is gone")
+            message = (
+                f"time is {self.watermark - self.config.retention - t:.0f} s older than "
+                f"the watermark minus the retention ({self.config.retention:g} s): "
+                "its promise's state is gone"
+            )
         return self._reject(Reason.TOO_LATE, message, raw, origin, event_id)
 
     def _reject(
@@ -234,8 +248,12 @@ class Engine:
             del self._orphans[pid]
         del self._observations[oid]
         self._reject(
-            Reason.UNKNOWN_PROMISE, f"data.promise_id {pid!r} names no promise: {why}; "
-            "issue the promise before observing it", raw, origin, oid,
+            Reason.UNKNOWN_PROMISE,
+            f"data.promise_id {pid!r} names no promise: {why}; "
+            "issue the promise before observing it",
+            raw,
+            origin,
+            oid,
         )
 
     # --- time ----------------------------------------------------------------------
@@ -264,7 +282,9 @@ class Engine:
                     self._evaluate(state)
         queue, ttl = self._orphan_queue, self.config.orphan_ttl
         while queue and queue[0][0] + ttl <= watermark:
-            self._drop_orphan(queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark")
+            self._drop_orphan(
+                queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark"
+            )
         if watermark >= self._next_sweep:
             self._evict(watermark, watermark - self.config.retention)
             self._next_sweep = watermark + SWEEP
@@ -319,7 +339,9 @@ class Engine:
                     self.listener.violation(record)
             for disc, (finding, record) in list(emitted.items()):
                 if disc not in findings and record.state == "active":
-                    retraction = msgspec.structs.replace(record, state="retracted", detected_at=self.clock())
+                    retraction = msgspec.structs.replace(
+                        record, state="retracted", detected_at=self.clock()
+                    )
                     emitted[disc] = (finding, retraction)
                     self.stats.retractions += 1
                     self.stats.active -= 1

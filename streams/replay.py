@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import msgspec
 
@@ -96,7 +97,9 @@ def replay(
     )
 
 
-def _drive(engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: float) -> tuple[int, int]:
+def _drive(
+    engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: float
+) -> tuple[int, int]:
     """The hot loop: parse, apply, move the watermark."""
     process, advance, refuse = engine.process, engine.advance, engine.refuse
     latest = -float("inf")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec import Struct
 
@@ -125,5 +125,9 @@ def _channels(state: PromiseState, w: float) -> Verdict:
 
 
 _RULES: tuple[Callable[[PromiseState, float], Verdict], ...] = (
-    _deadline, _max_wait, _max_steps, _deliver_by, _channels,
+    _deadline,
+    _max_wait,
+    _max_steps,
+    _deliver_by,
+    _channels,
 )

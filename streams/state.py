@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec import Struct
 
@@ -32,8 +32,13 @@ from schemas.models import (
 
 INF = math.inf
 DEADLINE, MAX_WAIT, MAX_STEPS, DELIVER_BY, CHANNELS = range(5)
-KIND_INDEX = {DeadlineData: DEADLINE, MaxWaitData: MAX_WAIT, MaxStepsData: MAX_STEPS,
-              DeliverByData: DELIVER_BY, ChannelsData: CHANNELS}
+KIND_INDEX = {
+    DeadlineData: DEADLINE,
+    MaxWaitData: MAX_WAIT,
+    MaxStepsData: MAX_STEPS,
+    DeliverByData: DELIVER_BY,
+    ChannelsData: CHANNELS,
+}
 
 
 class Seen(Struct, frozen=True, gc=False, order=True):
@@ -180,5 +185,9 @@ def _fold_channels(state: PromiseState, obs: DeliveryObserved, data: object, t: 
 
 
 _FOLDS: tuple[Callable[[PromiseState, DeliveryObserved, object, float], bool], ...] = (
-    _fold_deadline, _fold_max_wait, _fold_max_steps, _fold_deliver_by, _fold_channels,
+    _fold_deadline,
+    _fold_max_wait,
+    _fold_max_steps,
+    _fold_deliver_by,
+    _fold_channels,
 )

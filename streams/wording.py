@@ -11,8 +11,7 @@ from schemas.models import ChannelsData, DeadlineData, DeliverByData, MaxStepsDa
 from streams.rules import Finding
 from streams.state import PromiseState
 
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def at(t: float) -> str:
@@ -39,7 +38,10 @@ def describe(state: PromiseState, finding: Finding) -> tuple[str, str]:
     seen = finding.seen
     if isinstance(data, DeadlineData):
         assert seen is not None
-        return f"open until {at(data.terms.open_until.timestamp())}", f"{seen.detail} at {at(seen.time)}"
+        return (
+            f"open until {at(data.terms.open_until.timestamp())}",
+            f"{seen.detail} at {at(seen.time)}",
+        )
     if isinstance(data, MaxWaitData):
         assert seen is not None
         return (

@@ -13,7 +13,7 @@ from schemas.models import ViolationRecord
 from streams.engine import Engine, EngineConfig
 from streams.state import PromiseState
 
-BASE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def ts(hours: float = 0.0, seconds: float = 0.0) -> str:

@@ -39,7 +39,9 @@ def differences(
             if got.get(key) != exp.get(key):
                 problems.append(f"{vid} {key}: got {got.get(key)!r}, want {exp.get(key)!r}")
         if abs(got["occurred_at"] - exp["occurred_at"]) > 1e-6:
-            problems.append(f"{vid} occurred_at: got {got['occurred_at']}, want {exp['occurred_at']}")
+            problems.append(
+                f"{vid} occurred_at: got {got['occurred_at']}, want {exp['occurred_at']}"
+            )
         if (got["excess"] is None) != (exp["excess"] is None) or (
             exp["excess"] is not None and abs(got["excess"] - exp["excess"]) > 0.001
         ):
@@ -53,7 +55,9 @@ def differences(
             problems.append(f"missing outcome {exp}")
             continue
         if got["status"] != exp["status"]:
-            problems.append(f"{exp['promise_id']} status: got {got['status']}, want {exp['status']}")
+            problems.append(
+                f"{exp['promise_id']} status: got {got['status']}, want {exp['status']}"
+            )
         if (got["closed_at"] is None) != (exp["closed_at"] is None) or (
             exp["closed_at"] is not None and abs(got["closed_at"] - exp["closed_at"]) > 1e-6
         ):

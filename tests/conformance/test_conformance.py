@@ -32,7 +32,9 @@ def replay(inputs: list[Path], out: Path) -> tuple[list[dict], list[dict], list[
 
 @pytest.mark.parametrize("name", NAMES)
 def test_published_case(name: str, tmp_path: Path):
-    assert CASES.is_dir(), f"conformance cases not found at {CASES}: set PROMISE_TRACKER_CONFORMANCE"
+    assert CASES.is_dir(), (
+        f"conformance cases not found at {CASES}: set PROMISE_TRACKER_CONFORMANCE"
+    )
     violations, outcomes, rejects = replay([CASES / f"{name}.jsonl"], tmp_path)
     problems = differences(
         violations,
@@ -66,9 +68,19 @@ def test_stream_reshuffled_gives_the_same_answer(seed: int, tmp_path: Path):
 
 
 def test_unreadable_input_is_a_one_line_error(tmp_path: Path):
-    command = [sys.executable, "-m", "promise_tracker.cli", "replay", str(tmp_path / "missing.jsonl"),
-               "--violations", str(tmp_path / "v"), "--outcomes", str(tmp_path / "o"),
-               "--rejects", str(tmp_path / "r")]
+    command = [
+        sys.executable,
+        "-m",
+        "promise_tracker.cli",
+        "replay",
+        str(tmp_path / "missing.jsonl"),
+        "--violations",
+        str(tmp_path / "v"),
+        "--outcomes",
+        str(tmp_path / "o"),
+        "--rejects",
+        str(tmp_path / "r"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "missing.jsonl" in done.stderr
@@ -79,17 +91,42 @@ def test_unreadable_input_is_a_one_line_error(tmp_path: Path):
     "args",
     [
         ["replay", "in.jsonl"],
-        ["replay", "in.jsonl", "--violations", "v", "--outcomes", "o", "--rejects", "r",
-         "--lateness", "soon"],
-        ["replay", "in.jsonl", "--violations", "v", "--outcomes", "o", "--rejects", "r",
-         "--lateness", "-1"],
+        [
+            "replay",
+            "in.jsonl",
+            "--violations",
+            "v",
+            "--outcomes",
+            "o",
+            "--rejects",
+            "r",
+            "--lateness",
+            "soon",
+        ],
+        [
+            "replay",
+            "in.jsonl",
+            "--violations",
+            "v",
+            "--outcomes",
+            "o",
+            "--rejects",
+            "r",
+            "--lateness",
+            "-1",
+        ],
     ],
 )
 def test_unusable_arguments_are_a_one_line_error(args: list[str], tmp_path: Path):
     (tmp_path / "in.jsonl").write_text("")
     command = [sys.executable, "-m", "promise_tracker.cli", *args]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
 
@@ -102,9 +139,20 @@ def test_outputs_to_a_pipe_are_written_in_place(tmp_path: Path):
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    command = [sys.executable, "-m", "promise_tracker.cli", "replay", str(CASES / "rules.jsonl"),
-               "--violations", str(fifo), "--outcomes", str(tmp_path / "o"),
-               "--rejects", str(tmp_path / "r"), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "promise_tracker.cli",
+        "replay",
+        str(CASES / "rules.jsonl"),
+        "--violations",
+        str(fifo),
+        "--outcomes",
+        str(tmp_path / "o"),
+        "--rejects",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
     reader.join(timeout=60)
     assert done.returncode == 0, done.stderr

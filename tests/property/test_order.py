@@ -15,7 +15,9 @@ CHANNELS = st.sampled_from(["phone", "mail", "web"])
 
 @st.composite
 def promises(draw, pid: str) -> dict:
-    kind = draw(st.sampled_from(["deadline", "max_wait", "max_steps", "deliver_by", "channels_available"]))
+    kind = draw(
+        st.sampled_from(["deadline", "max_wait", "max_steps", "deliver_by", "channels_available"])
+    )
     at, close = sorted(draw(st.lists(HOURS, min_size=2, max_size=2)))
     extra = {"expires_at": ts(close)} if draw(st.booleans()) else {}
     terms = {
@@ -32,10 +34,19 @@ def promises(draw, pid: str) -> dict:
 
 @st.composite
 def observations(draw, oid: str, pid: str) -> dict:
-    kind = draw(st.sampled_from([
-        "deadline_enforced", "access_denied", "hold_time", "page_reached",
-        "delivered", "channel_status", "cancelled",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "deadline_enforced",
+                "access_denied",
+                "hold_time",
+                "page_reached",
+                "delivered",
+                "channel_status",
+                "cancelled",
+            ]
+        )
+    )
     value = {
         "hold_time": {"seconds": draw(st.sampled_from([0, 60, 300, 301, 1200]))},
         "page_reached": {"page": draw(PAGES)},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from schemas.reject import Reason
 from streams.engine import DAY, EngineConfig
 from tests.support import line, observe, promise, run, ts, unix
 
@@ -29,11 +28,13 @@ def test_same_content_in_another_key_order_is_an_exact_duplicate():
 
 
 def test_conflicting_duplicate_is_rejected_and_the_first_stays():
-    r = run([
-        deliver_by(),
-        observe("d", "p", "delivered", ts(50)),
-        observe("d", "p", "delivered", ts(10)),
-    ])
+    r = run(
+        [
+            deliver_by(),
+            observe("d", "p", "delivered", ts(50)),
+            observe("d", "p", "delivered", ts(10)),
+        ]
+    )
     assert reasons(r) == ["conflicting_duplicate"]
     assert r.out.reasons() == {"p": ["delivered_late"]}
     assert r.out.rejects[0].raw == line(observe("d", "p", "delivered", ts(10)))
@@ -73,14 +74,25 @@ def test_orphan_flood_is_capped():
 
 def test_too_late_beyond_retention():
     config = EngineConfig(retention=3600)
-    r = run([deliver_by(due_h=200), observe("clock", "p", "page_reached", ts(10), page="x"),
-             observe("old", "p", "delivered", ts(8.5))], config=config)
+    r = run(
+        [
+            deliver_by(due_h=200),
+            observe("clock", "p", "page_reached", ts(10), page="x"),
+            observe("old", "p", "delivered", ts(8.5)),
+        ],
+        config=config,
+    )
     assert reasons(r) == ["too_late"]
 
 
 def test_late_events_are_applied_and_counted():
-    r = run([deliver_by(), observe("x", "p", "page_reached", ts(60), page="a"),
-             observe("d", "p", "delivered", ts(47))])
+    r = run(
+        [
+            deliver_by(),
+            observe("x", "p", "page_reached", ts(60), page="a"),
+            observe("d", "p", "delivered", ts(47)),
+        ]
+    )
     assert r.engine.stats.late == 1 and r.status("p") == "kept"
 
 
@@ -99,8 +111,14 @@ def test_from_future_only_when_a_clock_is_given():
 
 def test_closed_promises_are_evicted_after_retention_and_later_events_are_too_late():
     config = EngineConfig(retention=3600)
-    r = run([deliver_by(due_h=1), observe("d", "p", "delivered", ts(0.5)),
-             observe("clock", "z", "delivered", ts(2.5))], config=config)
+    r = run(
+        [
+            deliver_by(due_h=1),
+            observe("d", "p", "delivered", ts(0.5)),
+            observe("clock", "z", "delivered", ts(2.5)),
+        ],
+        config=config,
+    )
     assert r.out.evicted_ids == ["p"] and "p" not in r.engine.promises
     r.engine.process(*_parsed(observe("d2", "p", "delivered", ts(2))))
     assert reasons(r)[-1] == "too_late"
@@ -113,8 +131,13 @@ def test_open_promises_are_never_evicted():
 
 
 def test_outcome_changes_are_reported_once_per_change():
-    r = run([deliver_by(), observe("x", "other", "delivered", ts(50)),
-             observe("d", "p", "delivered", ts(47))])
+    r = run(
+        [
+            deliver_by(),
+            observe("x", "other", "delivered", ts(50)),
+            observe("d", "p", "delivered", ts(47)),
+        ]
+    )
     assert r.out.outcome_changes == [("p", "broken"), ("p", "kept")]
 
 
@@ -141,23 +164,27 @@ def test_state_stays_bounded_on_an_endless_stream():
 
 def test_regression_instants_outside_years_1_to_9999_do_not_crash_the_wording():
     """Review finding: '0001-01-01T00:30:00+01:00' is valid input but year 0 in UTC."""
-    r = run([
-        promise("old", "deliver_by", {"due_at": "0001-01-01T00:30:00+01:00"}),
-        promise("far", "deadline", {"open_until": "9999-12-31T23:30:00-01:00"}),
-        observe("e", "far", "deadline_enforced", ts(1)),
-    ])
+    r = run(
+        [
+            promise("old", "deliver_by", {"due_at": "0001-01-01T00:30:00+01:00"}),
+            promise("far", "deadline", {"open_until": "9999-12-31T23:30:00-01:00"}),
+            observe("e", "far", "deadline_enforced", ts(1)),
+        ]
+    )
     assert r.out.reasons() == {"old": ["not_delivered"], "far": ["enforced_early"]}
     assert all(v.observed for v in r.out.emissions)
 
 
 def test_regression_orphan_ttl_runs_from_the_watermark_that_counts_the_orphan():
     """Review finding: the TTL started before the orphan's own time moved the watermark."""
-    r = run([
-        promise("early", "deliver_by", {"due_at": ts(100)}, at=ts(0)),
-        observe("d", "p", "delivered", ts(12)),
-        observe("x", "early", "page_reached", ts(24), page="a"),
-        deliver_by(due_h=48),
-    ])
+    r = run(
+        [
+            promise("early", "deliver_by", {"due_at": ts(100)}, at=ts(0)),
+            observe("d", "p", "delivered", ts(12)),
+            observe("x", "early", "page_reached", ts(24), page="a"),
+            deliver_by(due_h=48),
+        ]
+    )
     assert r.out.rejects == [] and r.status("p") == "kept"
 
 
@@ -166,7 +193,9 @@ def test_many_observations_of_one_promise_stay_linear():
     import time
 
     goal = observe("goal", "p", "page_reached", ts(10), page="pose")
-    views = [observe(f"v{i}", "p", "page_reached", ts(1, i * 0.01), page="x") for i in range(20_000)]
+    views = [
+        observe(f"v{i}", "p", "page_reached", ts(1, i * 0.01), page="x") for i in range(20_000)
+    ]
     started = time.perf_counter()
     r = run([promise("p", "max_steps", {"max_steps": 3, "goal": "pose"}), goal, *views])
     assert time.perf_counter() - started < 20  # quadratic counting took minutes

@@ -45,16 +45,24 @@ EXPECTED: dict[str, tuple[dict, dict]] = {
         {
             "prestige-2013-card-8841": {
                 # excess = 23:59:59 - 09:12:00 = 14 h 47 min 59 s
-                "": ("enforced_early", ts("2013-11-01T09:12:00-04:00"), 53279,
-                     "prestige-web-deny-5520"),
+                "": (
+                    "enforced_early",
+                    ts("2013-11-01T09:12:00-04:00"),
+                    53279,
+                    "prestige-web-deny-5520",
+                ),
             },
             "prestige-2013-card-8842": {
                 "": ("goal_not_reached", ts("2013-11-04T23:59:59-05:00"), None, None),
             },
             "prestige-2013-phone-8843": {
                 # excess = 1200 - 120
-                "": ("wait_exceeded", ts("2013-11-01T09:40:00-04:00"), 1080,
-                     "prestige-acd-call-20131101-0447"),
+                "": (
+                    "wait_exceeded",
+                    ts("2013-11-01T09:40:00-04:00"),
+                    1080,
+                    "prestige-acd-call-20131101-0447",
+                ),
             },
         },
     ),
@@ -68,12 +76,24 @@ EXPECTED: dict[str, tuple[dict, dict]] = {
                 # the 09/30 phone outage is before the letter was issued and does not count;
                 # the web outage is not a channel the letter listed; the 10/02 phone outage
                 # is later than the 10/01 one
-                "phone": ("channel_unavailable", ts("2013-10-01T08:04:00-04:00"), None,
-                          "mkt-mon-20131001-0804-phone"),
-                "mail": ("channel_unavailable", ts("2013-10-01T08:04:00-04:00"), None,
-                         "mkt-mon-20131001-0804-mail"),
-                "in_person": ("channel_unavailable", ts("2013-10-01T09:30:00-04:00"), None,
-                              "mkt-mon-20131001-0930-in_person"),
+                "phone": (
+                    "channel_unavailable",
+                    ts("2013-10-01T08:04:00-04:00"),
+                    None,
+                    "mkt-mon-20131001-0804-phone",
+                ),
+                "mail": (
+                    "channel_unavailable",
+                    ts("2013-10-01T08:04:00-04:00"),
+                    None,
+                    "mkt-mon-20131001-0804-mail",
+                ),
+                "in_person": (
+                    "channel_unavailable",
+                    ts("2013-10-01T09:30:00-04:00"),
+                    None,
+                    "mkt-mon-20131001-0930-in_person",
+                ),
             },
         },
     ),

@@ -22,8 +22,15 @@ VALID = [
     observe("o", "p", "channel_status", ts(1), channel="phone", available=False),
     observe("o", "p", "page_reached", ts(1), page="x"),
 ]
-REQUIRED = [("specversion",), ("type",), ("source",), ("id",), ("time",), ("data",),
-            ("data", "kind")]
+REQUIRED = [
+    ("specversion",),
+    ("type",),
+    ("source",),
+    ("id",),
+    ("time",),
+    ("data",),
+    ("data", "kind"),
+]
 WRONG = [None, 7, -1.5, True, [], ""]
 
 
@@ -53,8 +60,20 @@ def malformed(rng: random.Random) -> bytes:
         path = rng.choice(REQUIRED + [shaped])
         _set(event, path, rng.choice(WRONG))
     elif damage == 4:  # bad timestamps
-        _set(event, ("time",), rng.choice(["2026-01-01T00:00:00", "2026-01-01", "01/11/2013",
-                                           "2026-01-01T25:00:00Z", "", "now"]))
+        _set(
+            event,
+            ("time",),
+            rng.choice(
+                [
+                    "2026-01-01T00:00:00",
+                    "2026-01-01",
+                    "01/11/2013",
+                    "2026-01-01T25:00:00Z",
+                    "",
+                    "now",
+                ]
+            ),
+        )
     elif damage == 5:  # unknown kinds or types
         if rng.random() < 0.5:
             _set(event, ("data", "kind"), rng.choice(["", "teleport", "DEADLINE", "hold"]))
@@ -97,8 +116,17 @@ def test_random_bytes_never_crash_the_parser(raw: bytes):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+    )
+)
 def test_random_json_is_rejected_with_a_reason(value):
     result = parse(orjson.dumps(value))
-    assert isinstance(result, Reject) and result.reason in (Reason.INVALID_EVENT, Reason.UNKNOWN_TYPE)
+    assert isinstance(result, Reject) and result.reason in (
+        Reason.INVALID_EVENT,
+        Reason.UNKNOWN_TYPE,
+    )

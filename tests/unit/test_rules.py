@@ -28,14 +28,19 @@ class TestDeadline:
         assert v.occurred_at == unix(DAY_H, -0.001) and r.status("p") == "broken"
 
     def test_access_denied_counts_and_the_earliest_wins_even_when_it_arrives_last(self):
-        r = run([
-            deadline(),
-            observe("late", "p", "access_denied", ts(12), reason="closed"),
-            observe("early", "p", "access_denied", ts(3), reason="closed"),
-        ])
+        r = run(
+            [
+                deadline(),
+                observe("late", "p", "access_denied", ts(12), reason="closed"),
+                observe("early", "p", "access_denied", ts(3), reason="closed"),
+            ]
+        )
         (v,) = r.out.active().values()
         assert v.observation_id == "early" and v.excess == pytest.approx(21 * 3600)
-        assert [e.observation_id for e in r.out.emissions] == ["late", "early"]  # same id, re-emitted
+        assert [e.observation_id for e in r.out.emissions] == [
+            "late",
+            "early",
+        ]  # same id, re-emitted
         assert v.violation_id == violation_id("p", "")
 
     def test_open_before_the_watermark_reaches_the_deadline(self):
@@ -46,20 +51,25 @@ class TestDeadline:
         assert run([deadline()], watermark=unix(DAY_H)).status("p") == "kept"
 
     def test_cancelled_before_the_deadline_and_enforcement_after_cancel_does_not_count(self):
-        r = run([
-            deadline(),
-            observe("c", "p", "cancelled", ts(6)),
-            observe("e", "p", "deadline_enforced", ts(7)),
-        ], watermark=unix(48))
+        r = run(
+            [
+                deadline(),
+                observe("c", "p", "cancelled", ts(6)),
+                observe("e", "p", "deadline_enforced", ts(7)),
+            ],
+            watermark=unix(48),
+        )
         assert r.status("p") == "cancelled" and r.closed_at("p") == unix(6)
         assert r.out.active() == {}
 
     def test_late_cancel_before_enforcement_retracts_the_violation(self):
-        r = run([
-            deadline(),
-            observe("e", "p", "deadline_enforced", ts(7)),
-            observe("c", "p", "cancelled", ts(6)),
-        ])
+        r = run(
+            [
+                deadline(),
+                observe("e", "p", "deadline_enforced", ts(7)),
+                observe("c", "p", "cancelled", ts(6)),
+            ]
+        )
         assert [e.state for e in r.out.emissions] == ["active", "retracted"]
         assert r.status("p") == "cancelled"
 
@@ -80,23 +90,32 @@ class TestMaxWait:
     def test_over_is_broken_with_the_excess_in_seconds(self):
         r = run([max_wait(), observe("h", "p", "hold_time", ts(1), seconds=1200)])
         (v,) = r.out.active().values()
-        assert (v.reason, v.excess, v.unit, v.occurred_at) == ("wait_exceeded", 900, "seconds", unix(1))
+        assert (v.reason, v.excess, v.unit, v.occurred_at) == (
+            "wait_exceeded",
+            900,
+            "seconds",
+            unix(1),
+        )
 
     def test_ties_at_the_same_time_go_to_the_smaller_id(self):
-        r = run([
-            max_wait(),
-            observe("b", "p", "hold_time", ts(1), seconds=1000),
-            observe("a", "p", "hold_time", ts(1), seconds=400),
-        ])
+        r = run(
+            [
+                max_wait(),
+                observe("b", "p", "hold_time", ts(1), seconds=1000),
+                observe("a", "p", "hold_time", ts(1), seconds=400),
+            ]
+        )
         (v,) = r.out.active().values()
         assert v.observation_id == "a" and v.excess == 100
 
     def test_a_later_long_hold_breaks_a_kept_promise(self):
-        r = run([
-            max_wait(),
-            observe("ok", "p", "hold_time", ts(1), seconds=10),
-            observe("long", "p", "hold_time", ts(2), seconds=301),
-        ])
+        r = run(
+            [
+                max_wait(),
+                observe("ok", "p", "hold_time", ts(1), seconds=10),
+                observe("long", "p", "hold_time", ts(2), seconds=301),
+            ]
+        )
         assert r.status("p") == "broken" and r.out.reasons() == {"p": ["wait_exceeded"]}
 
     def test_nothing_measured_by_expiry_is_expired_not_kept(self):
@@ -111,11 +130,13 @@ class TestMaxWait:
         assert r.status("p") == "cancelled"
 
     def test_hold_after_cancel_does_not_count(self):
-        r = run([
-            max_wait(),
-            observe("c", "p", "cancelled", ts(5)),
-            observe("h", "p", "hold_time", ts(6), seconds=9999),
-        ])
+        r = run(
+            [
+                max_wait(),
+                observe("c", "p", "cancelled", ts(5)),
+                observe("h", "p", "hold_time", ts(6), seconds=9999),
+            ]
+        )
         assert r.status("p") == "cancelled" and r.out.active() == {}
 
 
@@ -142,26 +163,34 @@ class TestMaxSteps:
         assert v.observation_id == "p-v3" and v.occurred_at == unix(1, 3)
 
     def test_views_at_the_same_time_are_ordered_by_id(self):
-        r = run([
-            max_steps(steps=1),
-            observe("b", "p", "page_reached", ts(1), page="pose"),
-            observe("a", "p", "page_reached", ts(1), page="home"),
-        ])
+        r = run(
+            [
+                max_steps(steps=1),
+                observe("b", "p", "page_reached", ts(1), page="pose"),
+                observe("a", "p", "page_reached", ts(1), page="home"),
+            ]
+        )
         assert r.out.reasons() == {"p": ["too_many_steps"]}
 
     def test_goal_not_reached_by_expiry(self):
         r = run([max_steps(expires_at=ts(20)), *pages("p", "home")], watermark=unix(20))
         (v,) = r.out.active().values()
         assert (v.reason, v.occurred_at, v.excess, v.unit, v.observation_id) == (
-            "goal_not_reached", unix(20), None, None, None,
+            "goal_not_reached",
+            unix(20),
+            None,
+            None,
+            None,
         )
 
     def test_a_late_goal_view_turns_goal_not_reached_into_kept(self):
-        r = run([
-            max_steps(expires_at=ts(20)),
-            observe("clock", "x", "delivered", ts(30)),
-            *pages("p", "pose", start_h=2),
-        ])
+        r = run(
+            [
+                max_steps(expires_at=ts(20)),
+                observe("clock", "x", "delivered", ts(30)),
+                *pages("p", "pose", start_h=2),
+            ]
+        )
         assert [e.state for e in r.out.emissions] == ["active", "retracted"]
         assert r.status("p") == "kept"
 
@@ -189,21 +218,25 @@ class TestDeliverBy:
     def test_not_delivered_fires_at_due_then_becomes_delivered_late_under_the_same_id(self):
         r = run([deliver_by(), observe("x", "other", "delivered", ts(50))])
         assert r.out.reasons() == {"p": ["not_delivered"]}
-        r = run([
-            deliver_by(),
-            observe("x", "other", "delivered", ts(50)),
-            observe("d", "p", "delivered", ts(49)),
-        ])
+        r = run(
+            [
+                deliver_by(),
+                observe("x", "other", "delivered", ts(50)),
+                observe("d", "p", "delivered", ts(49)),
+            ]
+        )
         first, second = r.out.emissions
         assert first.violation_id == second.violation_id
         assert (first.reason, second.reason) == ("not_delivered", "delivered_late")
 
     def test_a_late_delivery_on_time_retracts_not_delivered(self):
-        r = run([
-            deliver_by(),
-            observe("x", "other", "delivered", ts(50)),
-            observe("d", "p", "delivered", ts(47)),
-        ])
+        r = run(
+            [
+                deliver_by(),
+                observe("x", "other", "delivered", ts(50)),
+                observe("d", "p", "delivered", ts(47)),
+            ]
+        )
         assert [e.state for e in r.out.emissions] == ["active", "retracted"]
         assert r.status("p") == "kept"
 
@@ -225,16 +258,18 @@ def status(oid: str, at_h: float, channel: str, available: bool = False) -> dict
 
 class TestChannels:
     def test_one_violation_per_listed_channel_from_its_earliest_outage(self):
-        r = run([
-            channels(),
-            status("before", -1, "phone"),
-            status("phone2", 34, "phone"),
-            status("phone1", 33, "phone"),
-            status("sms", 34, "sms"),
-            status("mail-up", 34, "mail", available=True),
-            status("at-T", 96, "in_person"),
-            status("mail", 40, "mail"),
-        ])
+        r = run(
+            [
+                channels(),
+                status("before", -1, "phone"),
+                status("phone2", 34, "phone"),
+                status("phone1", 33, "phone"),
+                status("sms", 34, "sms"),
+                status("mail-up", 34, "mail", available=True),
+                status("at-T", 96, "in_person"),
+                status("mail", 40, "mail"),
+            ]
+        )
         active = {v.violation_id: v for v in r.out.active().values()}
         assert set(active) == {violation_id("p", "phone"), violation_id("p", "mail")}
         assert active[violation_id("p", "phone")].observation_id == "phone1"
