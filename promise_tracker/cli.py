@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from streams.engine import DAY, EngineConfig
+from streams.engine import EngineConfig
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -29,14 +29,16 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     if not args.quiet:
         stats = summary.stats
-        rejected = sum(stats.rejects.values())
+        rejects = {str(reason): n for reason, n in sorted(stats.rejects.items())}
         rate = summary.lines / summary.seconds if summary.seconds else 0.0
         print(
             f"{summary.lines} lines in {summary.seconds:.2f} s ({rate:,.0f}/s): "
             f"{stats.promises} promises, {stats.observations} observations, "
-            f"{rejected} rejected {dict(sorted(stats.rejects.items()))}, "
+            f"{sum(rejects.values())} rejected {rejects}, "
             f"{stats.duplicates} duplicates, {stats.late} late, {summary.blank} blank; "
-            f"{summary.violations_active} violations active, {summary.outcomes} outcomes",
+            f"{stats.emissions} violation emissions ({stats.retractions} retractions), "
+            f"{stats.active} violations active, {summary.outcomes} outcomes "
+            f"({stats.evicted} written early when their retention ended)",
             file=sys.stderr,
         )
     return 0
@@ -81,14 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--outcomes", required=True, metavar="O.jsonl")
     replay.add_argument("--rejects", required=True, metavar="R.jsonl")
     replay.add_argument("--lateness", type=float, default=0.0, metavar="SECONDS")
-    replay.add_argument("--retention", type=float, default=7 * DAY, metavar="SECONDS")
-    replay.add_argument("--orphan-ttl", type=float, default=DAY, metavar="SECONDS")
+    defaults = EngineConfig()
+    replay.add_argument("--retention", type=float, default=defaults.retention, metavar="SECONDS")
+    replay.add_argument("--orphan-ttl", type=float, default=defaults.orphan_ttl, metavar="SECONDS")
     replay.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     replay.set_defaults(run=_replay)
 
     schemas = commands.add_parser("schemas", help="write or check the published JSON Schema files")
-    schemas.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
-    schemas.set_defaults(run=_schemas, write=True)
+    mode = schemas.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="regenerate schemas/json/")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    schemas.set_defaults(run=_schemas)
     return parser
 
 

@@ -27,14 +27,15 @@ _PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _INVALID_VALUE = re.compile(r"Invalid value (?P<value>.*)")
 
+_TIMESTAMP = "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z"
 _HINTS: dict[str, str] = {
-    "time": "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T09:30:00Z",
-    "open_until": "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z",
-    "due_at": "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z",
-    "until": "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z",
-    "expires_at": "an RFC 3339 timestamp with an offset, e.g. 2026-11-01T00:00:00Z",
+    "time": _TIMESTAMP,
+    "open_until": _TIMESTAMP,
+    "due_at": _TIMESTAMP,
+    "until": _TIMESTAMP,
+    "expires_at": _TIMESTAMP,
     "specversion": 'the string "1.0"',
-    "id": "a non-empty string (a promise id: at most 200 characters)",
+    "id": "a non-empty string",
     "promise_id": "the id of the promise (1 to 200 characters)",
     "source": "a non-empty string naming the service, e.g. prestige/marketing",
     "channel": "one of " + ", ".join(CHANNELS),
@@ -52,6 +53,20 @@ _HINTS: dict[str, str] = {
     "data": "an object (the event payload)",
     "type": "one of " + ", ".join(EVENT_TYPES),
 }
+_PROMISE_ID_HINT = "a promise id: 1 to 200 characters"
+
+
+class _Envelope(msgspec.Struct):
+    """Just the type, read again on the error path to tailor the message."""
+
+    type: object = None
+
+
+def _event_type(raw: bytes) -> object:
+    try:
+        return msgspec.json.decode(raw, type=_Envelope).type
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def parse(raw: bytes, origin: object = None) -> Event | Reject:
@@ -101,7 +116,7 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
             Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, origin=origin
         )
     if field_path == "data.kind" and invalid:
-        observed = b'"delivery.observed"' in raw
+        observed = _event_type(raw) == "delivery.observed"
         kinds = ", ".join(OBSERVATION_KINDS if observed else PROMISE_KINDS)
         message = f"data.kind {invalid['value']} is not a known kind; use one of {kinds}"
     elif missing:
@@ -109,6 +124,8 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
     else:
         message = f"{field_path or 'event'}: {what}"
     hint = _HINTS.get(leaf)
+    if field_path == "id" and _event_type(raw) == "promise.issued":
+        hint = _PROMISE_ID_HINT
     if hint and not (field_path == "data.kind" and invalid):
         message += f"; it must be {hint}"
     return Reject(Reason.INVALID_EVENT, message, raw, origin=origin)

@@ -27,4 +27,4 @@ class Reject(Struct, frozen=True):
     message: str
     raw: bytes
     event_id: str | None = None
-    origin: Any = None  # where it came from: (file, line) or (topic, partition, offset)
+    origin: Any = None  # where it came from: (file, line) in a replay

@@ -1,7 +1,7 @@
 """The rule engine: events and a watermark in, violations, outcomes and rejects out.
 
 Pure: no Kafka, no ClickHouse, no clock of its own (``clock`` is passed in and only
-stamps ``detected_at``). The offline replay and the Faust worker both drive it.
+stamps ``detected_at``). The offline replay drives it; the Faust worker (planned) will too.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Listener(Protocol):
 
 @dataclass
 class Stats:
-    """Counters a run reports and the worker exports as metrics."""
+    """Counters a run reports (and, later, the worker's metrics)."""
 
     promises: int = 0
     observations: int = 0

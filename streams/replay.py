@@ -33,7 +33,6 @@ class ReplaySummary:
     watermark: float
     seconds: float
     outcomes: int
-    violations_active: int
 
 
 class _FileListener:
@@ -77,12 +76,15 @@ def replay(
             raise ReplayError(f"cannot read input file {path}: check the path")
     if lateness < 0:
         raise ReplayError(f"--lateness must be 0 or more seconds, got {lateness:g}")
+    config = config or EngineConfig()
+    if config.retention <= 0 or config.orphan_ttl <= 0:
+        raise ReplayError("--retention and --orphan-ttl must be more than 0 seconds")
     outputs = (violations, outcomes, rejects)
     with ExitStack() as stack:
         files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
         listener = _FileListener(*files)
-        engine = Engine(config or EngineConfig(), listener, clock=time.time)
-        lines, blank = _drive(engine, _lines(inputs, progress), lateness)
+        engine = Engine(config, listener, clock=time.time)
+        lines, blank = drive(engine, _lines(inputs, progress), lateness)
         engine.finish()
         for state in engine.outcomes():
             listener.write_outcome(state)
@@ -93,14 +95,19 @@ def replay(
         watermark=engine.watermark,
         seconds=time.perf_counter() - started,
         outcomes=listener.outcome_count,
-        violations_active=engine.stats.active,
     )
 
 
-def _drive(
-    engine: Engine, lines: Iterable[tuple[str, int, bytes]], lateness: float
+def drive(
+    engine: Engine,
+    lines: Iterable[tuple[str, int, bytes]],
+    lateness: float,
+    now: float | None = None,
 ) -> tuple[int, int]:
-    """The hot loop: parse, apply, move the watermark."""
+    """The hot loop: parse, apply, move the watermark. Returns (lines, blank lines).
+
+    ``lines`` are (file name, line number, bytes); ``now`` is only for tests of live checks.
+    """
     process, advance, refuse = engine.process, engine.advance, engine.refuse
     latest = -float("inf")
     count = blank = 0
@@ -114,7 +121,7 @@ def _drive(
         if type(event) is Reject:
             refuse(event)
             continue
-        t = process(event, line, origin)
+        t = process(event, line, origin, now)
         if t is not None:
             if t > latest:
                 latest = t

@@ -1,8 +1,9 @@
 """Per-promise state: the promise and a few order-independent summaries of its observations.
 
-Every summary is "the earliest X" in (time, id) order, so applying observations in any
-order gives the same state; cancellation is applied when the verdict is computed (an
-observation counts only if it is earlier than the earliest cancellation).
+The summaries are "the earliest X" in (time, id) order, plus the sorted page views of a
+max_steps promise, so applying observations in any order gives the same state. Cancellation
+is applied when the verdict is computed (an observation counts only if it is earlier than
+the earliest cancellation).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class PromiseState(Struct, kw_only=True, gc=False):
     kind: int  # DEADLINE .. CHANNELS: picks the fold and the rule without isinstance chains
     issued: float
     close: float | None  # T of SPEC section 3: when absence rules may fire
-    # Containers start as None or an empty tuple: most promises never need them, and every
+    # Containers start as None: most promises never need them, and every
     # allocated list or dict is one more object for the garbage collector to scan.
     obs_ids: list[str] | None = None  # forgotten with the promise
     cancel: Seen | None = None  # earliest cancellation

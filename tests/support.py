@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 
-from schemas import Reject, parse
+from schemas import Reject
 from schemas.models import ViolationRecord
 from streams.engine import Engine, EngineConfig
+from streams.replay import drive
 from streams.state import PromiseState
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -110,17 +111,8 @@ def run(
     """Feed events in order as replay does; ``watermark`` optionally moves it further at the end."""
     out = Collected()
     engine = Engine(config or EngineConfig(), out, clock=lambda: 0.0)
-    latest = -float("inf")
-    for item in events:
-        raw = item if isinstance(item, bytes) else line(item)
-        event = parse(raw)
-        if isinstance(event, Reject):
-            engine.refuse(event)
-            continue
-        t = engine.process(event, raw, now=now)
-        if t is not None:
-            latest = max(latest, t)
-            engine.advance(latest - lateness)
+    raws = (item if isinstance(item, bytes) else line(item) for item in events)
+    drive(engine, (("test", number, raw) for number, raw in enumerate(raws, 1)), lateness, now)
     if watermark is not None:
         engine.advance(watermark)
     return Run(engine, out)
