@@ -187,6 +187,11 @@ Event = PromiseIssued | DeliveryObserved
 EVENT_TYPES = ("promise.issued", "delivery.observed")
 
 
+def kind_of(promise: PromiseIssued) -> str:
+    """The promise's kind, as written in ``data.kind``."""
+    return type(promise.data).__struct_config__.tag  # type: ignore[return-value]
+
+
 # --- promise.violated: what the engine emits ------------------------------------------
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from schemas.models import DeliveryObserved, Event, PromiseIssued, ViolationRecord
+from schemas.models import DeliveryObserved, Event, PromiseIssued, ViolationRecord, kind_of
 from schemas.reject import Reason, Reject
 from streams.rules import Finding, verdict
 from streams.state import PromiseState, apply, new_state
@@ -76,10 +76,6 @@ def _digest(event: Event) -> bytes:
 def violation_id(promise_id: str, discriminator: str) -> str:
     """SPEC section 4: the same violation always gets the same id."""
     return hashlib.sha256(f"{promise_id}\n{discriminator}".encode()).hexdigest()[:32]
-
-
-def kind_of(promise: PromiseIssued) -> str:
-    return type(promise.data).__struct_config__.tag  # type: ignore[return-value]
 
 
 class Engine:
@@ -148,7 +144,7 @@ class Engine:
             for obs, _raw, _origin, obs_t in waiting.values():
                 del self._orphan_ids[obs.id]
                 apply(state, obs, obs_t)
-        close = state.close
+        close = state.close_time
         if close is not None and close > self.watermark:
             self._timers.add(close, pid)
             if close < self._wake_at:
@@ -379,11 +375,12 @@ class Engine:
             state="active",
         )
 
-    def outcomes(self) -> Iterator[PromiseState]:
+    def states(self) -> Iterator[PromiseState]:
+        """Every promise still held (evicted ones were handed to the listener already)."""
         return iter(self.promises.values())
 
 
 def _settled_at(state: PromiseState) -> float:
     """After this (plus retention) no in-window event can change the promise: forget it then."""
     closed = state.closed_at if state.closed_at is not None else state.issued
-    return max(closed, state.close) if state.close is not None else closed
+    return max(closed, state.close_time) if state.close_time is not None else closed

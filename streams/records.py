@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from schemas.models import OutcomeRecord
+from schemas.models import OutcomeRecord, kind_of
 from schemas.reject import Reject
-from streams.engine import kind_of
 from streams.state import PromiseState
 
 

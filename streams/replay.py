@@ -86,7 +86,7 @@ def replay(
         engine = Engine(config, listener, clock=time.time)
         lines, blank = drive(engine, _lines(inputs, progress), lateness)
         engine.finish()
-        for state in engine.outcomes():
+        for state in engine.states():
             listener.write_outcome(state)
     return ReplaySummary(
         lines=lines,

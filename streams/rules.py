@@ -38,14 +38,14 @@ def verdict(state: PromiseState, watermark: float) -> Verdict:
 
 def _cancelled(state: PromiseState) -> Verdict | None:
     """Cancelled when c < T (T absent: c < infinity), else None: absence rules may decide."""
-    c, close = state.cancelled_at, state.close
+    c, close = state.cancelled_at, state.close_time
     if c < (close if close is not None else INF):
         return ("cancelled", c, {})
     return None
 
 
 def _deadline(state: PromiseState, w: float) -> Verdict:
-    until = state.close
+    until = state.close_time
     assert until is not None
     e = state.first
     if e is not None and e.time < state.cancelled_at:
@@ -66,8 +66,8 @@ def _max_wait(state: PromiseState, w: float) -> Verdict:
     cancelled = _cancelled(state)
     if cancelled:
         return cancelled
-    if state.close is not None and w >= state.close:
-        return ("expired", state.close, {})
+    if state.close_time is not None and w >= state.close_time:
+        return ("expired", state.close_time, {})
     return OPEN
 
 
@@ -84,14 +84,14 @@ def _max_steps(state: PromiseState, w: float) -> Verdict:
     cancelled = _cancelled(state)
     if cancelled:
         return cancelled
-    if state.close is not None and w >= state.close:
-        finding = Finding("goal_not_reached", state.close, None, None, None)
-        return ("broken", state.close, {"": finding})
+    if state.close_time is not None and w >= state.close_time:
+        finding = Finding("goal_not_reached", state.close_time, None, None, None)
+        return ("broken", state.close_time, {"": finding})
     return OPEN
 
 
 def _deliver_by(state: PromiseState, w: float) -> Verdict:
-    due = state.close
+    due = state.close_time
     assert due is not None
     d = state.first
     if d is not None and d.time < state.cancelled_at:
@@ -108,7 +108,7 @@ def _deliver_by(state: PromiseState, w: float) -> Verdict:
 
 
 def _channels(state: PromiseState, w: float) -> Verdict:
-    until = state.close
+    until = state.close_time
     assert until is not None
     if state.down:
         c = state.cancelled_at

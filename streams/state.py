@@ -59,7 +59,7 @@ class PromiseState(Struct, kw_only=True, gc=False):
     promise: PromiseIssued
     kind: int  # DEADLINE .. CHANNELS: picks the fold and the rule without isinstance chains
     issued: float
-    close: float | None  # T of SPEC section 3: when absence rules may fire
+    close_time: float | None  # T of SPEC section 3: when absence rules may fire
     # Containers start as None: most promises never need them, and every
     # allocated list or dict is one more object for the garbage collector to scan.
     obs_ids: list[str] | None = None  # forgotten with the promise
@@ -88,7 +88,7 @@ def new_state(promise: PromiseIssued, issued: float) -> PromiseState:
         close = data.terms.until.timestamp()  # type: ignore[union-attr]
     else:
         close = data.expires_at.timestamp() if data.expires_at is not None else None
-    return PromiseState(promise=promise, kind=kind, issued=issued, close=close)
+    return PromiseState(promise=promise, kind=kind, issued=issued, close_time=close)
 
 
 def _earlier(new: Seen, old: Seen | None) -> bool:
@@ -113,7 +113,7 @@ def apply(state: PromiseState, obs: DeliveryObserved, t: float) -> bool:
 
 def _fold_deadline(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
     cls = type(data)
-    if (cls is DeadlineEnforced or cls is AccessDenied) and t < state.close:  # type: ignore[operator]
+    if (cls is DeadlineEnforced or cls is AccessDenied) and t < state.close_time:  # type: ignore[operator]
         if cls is AccessDenied and data.value.reason:  # type: ignore[attr-defined]
             detail = f"access_denied ({data.value.reason})"  # type: ignore[attr-defined]
         else:
@@ -173,7 +173,7 @@ def _fold_channels(state: PromiseState, obs: DeliveryObserved, data: object, t: 
     channel = data.value.channel
     if channel not in state.promise.data.terms.channels:  # type: ignore[union-attr]
         return False
-    if not state.issued <= t < state.close:  # type: ignore[operator]
+    if not state.issued <= t < state.close_time:  # type: ignore[operator]
         return False
     seen = Seen(t, obs.id, obs.source, channel)
     if state.down is None:

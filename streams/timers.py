@@ -14,9 +14,6 @@ class TimerQueue:
         self._times: list[float] = []
         self._due: dict[float, list[str]] = {}
 
-    def __len__(self) -> int:
-        return len(self._times)
-
     def add(self, when: float, key: str) -> None:
         keys = self._due.get(when)
         if keys is None:

@@ -43,7 +43,7 @@ def test_conflicting_duplicate_is_rejected_and_the_first_stays():
 def test_conflicting_promise_is_rejected():
     other = promise("p", "deliver_by", {"due_at": ts(1)})
     r = run([deliver_by(), other])
-    assert reasons(r) == ["conflicting_duplicate"] and r.engine.promises["p"].close == unix(48)
+    assert reasons(r) == ["conflicting_duplicate"] and r.engine.promises["p"].close_time == unix(48)
 
 
 def test_orphan_waits_for_its_promise():
