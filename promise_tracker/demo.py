@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-import orjson
-
+from streams.records import final_active, read_jsonl
 from streams.replay import replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -25,9 +24,9 @@ def run_demo(out: TextIO, examples: Path = EXAMPLES) -> int:
         for story in stories:
             v, o, r = (Path(tmp) / f"{story.stem}.{n}.jsonl" for n in ("v", "o", "r"))
             replay([story], v, o, r, progress=False)
-            outcomes = _read(o)
+            outcomes = read_jsonl(o)
             totals.update(x["status"] for x in outcomes)
-            _print_story(out, story.stem, outcomes, _active(_read(v)), len(_read(r)))
+            _print_story(out, story.stem, outcomes, final_active(read_jsonl(v)), len(read_jsonl(r)))
     kept, broken = totals["kept"], totals["broken"]
     rate = f"{kept / (kept + broken):.0%}" if kept + broken else "n/a"
     print(
@@ -60,12 +59,3 @@ def _print_story(out: TextIO, name: str, outcomes: list[dict], active: dict, rej
             )
     if rejected:
         print(f"  ({rejected} events rejected)", file=out)
-
-
-def _read(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def _active(emissions: list[dict]) -> dict[str, dict]:
-    last = {e["violation_id"]: e for e in emissions}
-    return {vid: e for vid, e in last.items() if e["state"] == "active"}

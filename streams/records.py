@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from schemas.models import OutcomeRecord, kind_of
 from schemas.reject import Reject
@@ -41,3 +45,14 @@ def reject_record(reject: Reject) -> dict[str, Any]:
     if isinstance(reject.origin, tuple) and len(reject.origin) == 2:
         record["file"], record["line_no"] = reject.origin
     return record
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of an output file (blank lines ignored)."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def final_active(emissions: Iterable[dict]) -> dict[str, dict]:
+    """SPEC section 4: the last emission per violation id is the truth; keep the active ones."""
+    last = {emission["violation_id"]: emission for emission in emissions}
+    return {vid: emission for vid, emission in last.items() if emission["state"] == "active"}

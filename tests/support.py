@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +17,9 @@ from streams.replay import drive
 from streams.state import PromiseState
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+ROOT = Path(__file__).resolve().parents[1]
+# the published conformance cases: ../shared/conformance beside the repository, as in CI
+CASES = Path(os.environ.get("PROMISE_TRACKER_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
 
 
 def ts(hours: float = 0.0, seconds: float = 0.0) -> str:

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from streams.records import final_active, read_jsonl
 
-import orjson
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def final_active(violations: list[dict]) -> dict[str, dict]:
-    """Last emission per violation id, kept when it is active."""
-    last: dict[str, dict] = {}
-    for emission in violations:
-        last[emission["violation_id"]] = emission
-    return {vid: v for vid, v in last.items() if v["state"] == "active"}
+__all__ = ["differences", "final_active", "read_jsonl"]
 
 
 def differences(

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.compare import differences, read_jsonl
+from tests.support import CASES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES = Path(os.environ.get("PROMISE_TRACKER_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
 NAMES = ["rules", "stream-local", "stream-shuffled"]
 
 

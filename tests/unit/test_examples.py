@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.engine import EngineConfig
+from streams.records import final_active, read_jsonl
 from streams.replay import replay
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -115,20 +116,11 @@ EXPECTED: dict[str, tuple[dict, dict]] = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
 def run(inputs: list[Path], out: Path, config: EngineConfig | None = None):
     out.mkdir(parents=True, exist_ok=True)
     v, o, r = out / "violations.jsonl", out / "outcomes.jsonl", out / "rejects.jsonl"
     replay(inputs, v, o, r, config=config, progress=False)
-    last: dict[str, dict] = {}
-    for emission in read_jsonl(v):
-        last[emission["violation_id"]] = emission
-    active = {key: e for key, e in last.items() if e["state"] == "active"}
-    outcomes = read_jsonl(o)
-    return active, outcomes, read_jsonl(r)
+    return final_active(read_jsonl(v)), read_jsonl(o), read_jsonl(r)
 
 
 def check(name: str, active: dict, outcomes: list[dict], rejects: list[dict]) -> None:

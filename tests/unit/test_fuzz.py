@@ -110,9 +110,9 @@ def test_thousands_of_malformed_lines_are_all_rejected(tmp_path):
 
 @settings(max_examples=2000, deadline=None)
 @given(st.binary(max_size=200))
-def test_random_bytes_never_crash_the_parser(raw: bytes):
+def test_random_bytes_are_rejected_with_their_bytes(raw: bytes):
     result = parse(raw)
-    assert isinstance(result, Reject) or result.id
+    assert isinstance(result, Reject) and result.reason in Reason and result.raw == raw
 
 
 @settings(max_examples=500, deadline=None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-from pathlib import Path
 
 import jsonschema
 import orjson
@@ -13,9 +12,9 @@ import pytest
 
 from schemas import Reject, parse
 from schemas.jsonschema import SCHEMA_DIR
+from tests.support import CASES, ROOT
 from tests.unit.test_fuzz import malformed
 
-ROOT = Path(__file__).resolve().parents[2]
 TYPES = ("promise.issued", "delivery.observed")
 
 
@@ -33,7 +32,7 @@ def validators() -> dict[str, jsonschema.Draft202012Validator]:
 def lines() -> list[bytes]:
     """Event lines a schema applies to: JSON objects of our types (valid or not)."""
     files = sorted((ROOT / "examples").glob("*.jsonl"))
-    conformance = ROOT.parent / "shared" / "conformance" / "rules.jsonl"
+    conformance = CASES / "rules.jsonl"  # test_conformance fails loudly when it is missing
     candidates = [line for path in files for line in path.read_bytes().splitlines()]
     if conformance.exists():
         candidates += conformance.read_bytes().splitlines()

@@ -35,7 +35,7 @@ def test_a_good_event_parses_to_a_typed_promise():
 @pytest.mark.parametrize(
     ("raw", "reason", "names"),
     [
-        (b"not json", Reason.INVALID_JSON, ""),
+        (b"not json", Reason.INVALID_JSON, "JSON"),
         (b'{"a": "\xff"}', Reason.INVALID_JSON, "UTF-8"),
         (b"null", Reason.INVALID_EVENT, "object"),
         (b"[]", Reason.INVALID_EVENT, "object"),

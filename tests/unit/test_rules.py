@@ -282,3 +282,16 @@ class TestChannels:
     def test_cancelled(self):
         r = run([channels(), observe("c", "p", "cancelled", ts(2)), status("x", 3, "phone")])
         assert r.status("p") == "cancelled" and r.out.active() == {}
+
+
+def test_kind_tables_line_up():
+    """Kinds are dispatched by index: the models, folds and rules tables must agree."""
+    from schemas.models import PROMISE_KINDS
+    from streams.rules import _RULES
+    from streams.state import _FOLDS, KIND_INDEX
+
+    for cls, index in KIND_INDEX.items():
+        kind = PROMISE_KINDS[index]
+        assert cls.__struct_config__.tag == kind
+        assert kind.startswith(_FOLDS[index].__name__.removeprefix("_fold_"))
+        assert kind.startswith(_RULES[index].__name__.removeprefix("_"))
