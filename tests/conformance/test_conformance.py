@@ -86,34 +86,15 @@ def test_unreadable_input_is_a_one_line_error(tmp_path: Path):
     assert not (tmp_path / "v").exists()
 
 
+OUTPUTS = ["--violations", "v", "--outcomes", "o", "--rejects", "r"]
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["replay", "in.jsonl"],
-        [
-            "replay",
-            "in.jsonl",
-            "--violations",
-            "v",
-            "--outcomes",
-            "o",
-            "--rejects",
-            "r",
-            "--lateness",
-            "soon",
-        ],
-        [
-            "replay",
-            "in.jsonl",
-            "--violations",
-            "v",
-            "--outcomes",
-            "o",
-            "--rejects",
-            "r",
-            "--lateness",
-            "-1",
-        ],
+        ["replay", "in.jsonl", *OUTPUTS, "--lateness", "soon"],
+        ["replay", "in.jsonl", *OUTPUTS, "--lateness", "-1"],
     ],
 )
 def test_unusable_arguments_are_a_one_line_error(args: list[str], tmp_path: Path):

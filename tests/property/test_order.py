@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.models import OBSERVATION_KINDS, PROMISE_KINDS
 from streams.engine import Engine
 from tests.support import observe, promise, run, ts
 
@@ -15,9 +16,7 @@ CHANNELS = st.sampled_from(["phone", "mail", "web"])
 
 @st.composite
 def promises(draw, pid: str) -> dict:
-    kind = draw(
-        st.sampled_from(["deadline", "max_wait", "max_steps", "deliver_by", "channels_available"])
-    )
+    kind = draw(st.sampled_from(PROMISE_KINDS))
     at, close = sorted(draw(st.lists(HOURS, min_size=2, max_size=2)))
     extra = {"expires_at": ts(close)} if draw(st.booleans()) else {}
     terms = {
@@ -34,19 +33,7 @@ def promises(draw, pid: str) -> dict:
 
 @st.composite
 def observations(draw, oid: str, pid: str) -> dict:
-    kind = draw(
-        st.sampled_from(
-            [
-                "deadline_enforced",
-                "access_denied",
-                "hold_time",
-                "page_reached",
-                "delivered",
-                "channel_status",
-                "cancelled",
-            ]
-        )
-    )
+    kind = draw(st.sampled_from(OBSERVATION_KINDS))
     value = {
         "hold_time": {"seconds": draw(st.sampled_from([0, 60, 300, 301, 1200]))},
         "page_reached": {"page": draw(PAGES)},
