@@ -274,7 +274,8 @@ class Engine:
             promises = self.promises
             for pid in self._timers.pop_due(watermark):
                 state = promises.get(pid)
-                if state is not None:
+                # only an open promise waits on T; a decided one changes with events alone
+                if state is not None and state.status == "open":
                     self._evaluate(state)
         queue, ttl = self._orphan_queue, self.config.orphan_ttl
         while queue and queue[0][0] + ttl <= watermark:

@@ -295,3 +295,18 @@ def test_kind_tables_line_up():
         assert cls.__struct_config__.tag == kind
         assert kind.startswith(_FOLDS[index].__name__.removeprefix("_fold_"))
         assert kind.startswith(_RULES[index].__name__.removeprefix("_"))
+
+
+def test_a_decided_promise_that_reopens_still_fires_at_its_due_time():
+    """A late cancellation can uncount the deciding delivery while the watermark is short of
+    D (lateness): the promise is open again and not_delivered must still fire at D."""
+    events = [
+        deliver_by(due_h=10),
+        observe("d", "p", "delivered", ts(12)),  # W = 8h: delivered_late, decided
+        observe("c", "p", "cancelled", ts(11)),  # D <= c < d: d no longer counts; open again
+    ]
+    r = run(events, lateness=4 * 3600)
+    assert r.status("p") == "open" and r.out.active() == {}
+    r = run([*events, observe("clock", "p", "page_reached", ts(15), page="x")], lateness=4 * 3600)
+    (v,) = r.out.active().values()
+    assert (v.reason, v.occurred_at, r.status("p")) == ("not_delivered", unix(10), "broken")
