@@ -23,10 +23,11 @@ def run_demo(out: TextIO, examples: Path = EXAMPLES) -> int:
     with tempfile.TemporaryDirectory(prefix="promise-tracker-demo-") as tmp:
         for story in stories:
             v, o, r = (Path(tmp) / f"{story.stem}.{n}.jsonl" for n in ("v", "o", "r"))
-            replay([story], v, o, r, progress=False)
+            summary = replay([story], v, o, r, progress=False)
             outcomes = read_jsonl(o)
             totals.update(x["status"] for x in outcomes)
-            _print_story(out, story.stem, outcomes, final_active(read_jsonl(v)), len(read_jsonl(r)))
+            rejected = sum(summary.stats.rejects.values())
+            _print_story(out, story.stem, outcomes, final_active(read_jsonl(v)), rejected)
     kept, broken = totals["kept"], totals["broken"]
     rate = f"{kept / (kept + broken):.0%}" if kept + broken else "n/a"
     print(

@@ -32,9 +32,8 @@ class EngineConfig:
 
     retention: float = 7 * DAY  # closed promises are kept this long in event time
     orphan_ttl: float = DAY  # observations wait this long (watermark progress) for their promise
-    max_orphans: int = (
-        100_000  # beyond this the oldest orphan is rejected: hostile input is bounded
-    )
+    # beyond this the oldest orphan is rejected: hostile input is bounded
+    max_orphans: int = 100_000
     max_future: float = 300.0  # live only: how far ahead of the wall clock an event may be
 
 

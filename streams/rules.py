@@ -110,15 +110,12 @@ def _deliver_by(state: PromiseState, w: float) -> Verdict:
 def _channels(state: PromiseState, w: float) -> Verdict:
     until = state.close_time
     assert until is not None
-    if state.down:
-        c = state.cancelled_at
-        findings = {
-            channel: Finding("channel_unavailable", seen.time, None, None, seen)
-            for channel, seen in state.down.items()
-            if seen.time < c
-        }
-    else:
-        findings = {}
+    c = state.cancelled_at
+    findings = {
+        channel: Finding("channel_unavailable", seen.time, None, None, seen)
+        for channel, seen in (state.down or {}).items()
+        if seen.time < c
+    }
     if findings:
         return ("broken", min(f.occurred_at for f in findings.values()), findings)
     return _cancelled(state) or (("kept", until, {}) if w >= until else OPEN)
