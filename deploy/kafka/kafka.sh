@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# One Apache Kafka 4.x broker (KRaft, broker and controller in one process) on 127.0.0.1.
+# Tests, CI and the demo all start Kafka through this script; there is no Docker here.
+#
+#   deploy/kafka/kafka.sh fetch     jars from Maven Central into the cache (once)
+#   deploy/kafka/kafka.sh start     fetch, format storage if new, start, wait until it serves
+#   deploy/kafka/kafka.sh stop      stop it cleanly (SIGTERM, then SIGKILL after 30 s)
+#   deploy/kafka/kafka.sh status    exit 0 when it accepts connections
+#
+# Settings (environment): KAFKA_PORT (9092; the controller listens on KAFKA_PORT+1),
+# KAFKA_DATA (.data/kafka-$KAFKA_PORT under the repo), KAFKA_CACHE (~/.cache/promise-tracker),
+# KAFKA_HEAP (512m).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/pom.xml")
+PORT=${KAFKA_PORT:-9092}
+CONTROLLER_PORT=$((PORT + 1))
+DATA=${KAFKA_DATA:-$ROOT/.data/kafka-$PORT}
+CACHE=${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promise-tracker}
+LIBS=$CACHE/kafka-$VERSION/libs
+PIDFILE=$DATA/kafka.pid
+
+say() { echo "kafka.sh: $*" >&2; }
+
+fetch() {
+  if [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$HERE/pom.xml" ]; then
+    return
+  fi
+  command -v mvn >/dev/null || { say "mvn is not installed: apt-get install maven"; exit 1; }
+  command -v java >/dev/null || { say "java is not installed: apt-get install openjdk-17-jre-headless"; exit 1; }
+  say "fetching Apache Kafka $VERSION jars from Maven Central into $LIBS"
+  rm -rf "$LIBS"
+  mkdir -p "$LIBS"
+  mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$LIBS"
+  touch "$LIBS/.complete"
+}
+
+java_run() {
+  exec java -Xms128m -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$LIBS/*" "$@"
+}
+
+serving() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+running_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid
+  pid=$(cat "$PIDFILE")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+write_config() {
+  cat > "$DATA/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA/logs
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=-1
+log.segment.bytes=67108864
+log.cleaner.backoff.ms=5000
+CONF
+}
+
+start() {
+  fetch
+  if running_pid >/dev/null; then
+    say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
+    return
+  fi
+  if serving; then
+    say "port $PORT is taken by another process: set KAFKA_PORT"
+    exit 1
+  fi
+  mkdir -p "$DATA"
+  write_config
+  if [ ! -f "$DATA/logs/meta.properties" ]; then
+    (java_run kafka.tools.StorageTool format -t "$(java_run kafka.tools.StorageTool random-uuid)" \
+      -c "$DATA/server.properties") >"$DATA/format.log" 2>&1 \
+      || { say "formatting storage failed: see $DATA/format.log"; exit 1; }
+  fi
+  java_run kafka.Kafka "$DATA/server.properties" </dev/null >>"$DATA/server.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  for _ in $(seq 1 600); do
+    if serving; then
+      say "serving on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DATA)"
+      return
+    fi
+    if ! running_pid >/dev/null; then
+      say "the broker exited during start: see $DATA/server.log"
+      tail -20 "$DATA/server.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  say "not serving after 60 s: see $DATA/server.log"
+  exit 1
+}
+
+stop() {
+  local pid
+  if ! pid=$(running_pid); then
+    rm -f "$PIDFILE"
+    return
+  fi
+  kill -TERM "$pid"
+  for _ in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; say "stopped"; return; }
+    sleep 0.1
+  done
+  say "still running after 30 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) serving ;;
+  *) echo "usage: kafka.sh fetch | start | stop | status" >&2; exit 2 ;;
+esac
