@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +17,7 @@ import msgspec
 from schemas.models import DeliveryObserved, Event, PromiseIssued, ViolationRecord, kind_of
 from schemas.reject import Reason, Reject
 from streams.rules import Finding, verdict
+from streams.snapshot import Entry, Orphan
 from streams.state import PromiseState, apply, new_state
 from streams.timers import TimerQueue
 from streams.wording import describe
@@ -92,15 +93,19 @@ class Engine:
         self._observations: dict[str, bytes] = {}
         self._timers = TimerQueue()  # promise ids by T: absence rules fire then
         self._evictions = TimerQueue()  # closed promise ids by when they settled
-        self._tombstones: set[str] = set()  # evicted promise ids, remembered for one retention
+        # evicted promise id -> the watermark at which it is forgotten (one retention later)
+        self._tombstones: dict[str, float] = {}
         self._tombstone_queue: deque[tuple[float, str]] = deque()  # (when forgotten, id)
         self._wake_at = -INF  # the watermark at which something next falls due
         self._next_sweep = -INF  # the watermark at which retention is next applied
-        # promise id -> {observation id: (event, raw, origin, time)} while its promise is awaited
-        self._orphans: dict[str, dict[str, tuple[DeliveryObserved, bytes, object, float]]] = {}
+        # promise id -> {observation id: Orphan} while its promise is awaited
+        self._orphans: dict[str, dict[str, Orphan]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
         self._unstamped: list[str] = []  # orphans held since the last advance()
+        # Live workers persist per-promise entries: when this is a set, every promise id
+        # whose entry() changed is added to it (the replay leaves it None and pays nothing).
+        self.dirty: set[str] | None = None
 
     # --- input -------------------------------------------------------------------
 
@@ -138,11 +143,13 @@ class Engine:
             self.stats.late += 1
         state = new_state(event, t)
         self.promises[pid] = state
+        if self.dirty is not None:
+            self.dirty.add(pid)
         waiting = self._orphans.pop(pid, None)
         if waiting:
-            for obs, _raw, _origin, obs_t in waiting.values():
-                del self._orphan_ids[obs.id]
-                apply(state, obs, obs_t)
+            for orphan in waiting.values():
+                del self._orphan_ids[orphan.event.id]
+                apply(state, orphan.event, orphan.time)
         close = state.close_time
         if close is not None and close > self.watermark:
             self._timers.add(close, pid)
@@ -170,6 +177,8 @@ class Engine:
         if t < self.watermark:
             self.stats.late += 1
         self._observations[oid] = digest
+        if self.dirty is not None:
+            self.dirty.add(pid)
         state = self.promises.get(pid)
         if state is None:
             self._hold(event, raw, origin, t)
@@ -220,7 +229,7 @@ class Engine:
 
     def _hold(self, event: DeliveryObserved, raw: bytes, origin: object, t: float) -> None:
         pid = event.data.promise_id
-        self._orphans.setdefault(pid, {})[event.id] = (event, raw, origin, t)
+        self._orphans.setdefault(pid, {})[event.id] = Orphan(event, raw, origin, t)
         self._orphan_ids[event.id] = pid
         self._unstamped.append(event.id)  # stamped by the advance() that counts its time
         while len(self._orphan_ids) > self.config.max_orphans:
@@ -238,10 +247,13 @@ class Engine:
         if pid is None:
             return  # its promise arrived meanwhile
         waiting = self._orphans[pid]
-        _, raw, origin, _ = waiting.pop(oid)
+        orphan = waiting.pop(oid)
+        raw, origin = orphan.raw, orphan.origin
         if not waiting:
             del self._orphans[pid]
         del self._observations[oid]
+        if self.dirty is not None:
+            self.dirty.add(pid)
         self._reject(
             Reason.UNKNOWN_PROMISE,
             f"data.promise_id {pid!r} names no promise: {why}; "
@@ -289,6 +301,12 @@ class Engine:
 
     def _stamp_orphans(self, watermark: float) -> None:
         self._orphan_queue.extend((watermark, oid) for oid in self._unstamped)
+        for oid in self._unstamped:
+            pid = self._orphan_ids.get(oid)
+            if pid is not None:
+                self._orphans[pid][oid].stamp = watermark
+                if self.dirty is not None:
+                    self.dirty.add(pid)
         self._unstamped.clear()
         self._wake_at = min(self._wake_at, self._orphan_queue[0][0] + self.config.orphan_ttl)
 
@@ -300,14 +318,19 @@ class Engine:
             del self.promises[pid]
             for oid in state.obs_ids or ():
                 self._observations.pop(oid, None)
-            self._tombstones.add(pid)
-            self._tombstone_queue.append((watermark + self.config.retention, pid))
+            forget = watermark + self.config.retention
+            self._tombstones[pid] = forget
+            self._tombstone_queue.append((forget, pid))
             self.stats.evicted += 1
+            if self.dirty is not None:
+                self.dirty.add(pid)
             self.listener.evicted(state)
         # a FIFO, not next(iter(dict)): popping a dict's oldest keys one by one is quadratic
         queue = self._tombstone_queue
         while queue and queue[0][0] <= watermark:
-            self._tombstones.discard(queue.popleft()[1])
+            pid = queue.popleft()[1]
+            if self._tombstones.pop(pid, None) is not None and self.dirty is not None:
+                self.dirty.add(pid)
 
     def finish(self) -> None:
         """End of a finite input: every observation still waiting is rejected."""
@@ -330,6 +353,8 @@ class Engine:
                     record = self._record(state, disc, finding)
                     emitted[disc] = (finding, record)
                     self.stats.emissions += 1
+                    if self.dirty is not None:
+                        self.dirty.add(state.promise.id)
                     if prior is None or prior[1].state != "active":
                         self.stats.active += 1
                     self.listener.violation(record)
@@ -340,9 +365,13 @@ class Engine:
                     )
                     emitted[disc] = (finding, retraction)
                     self.stats.retractions += 1
+                    if self.dirty is not None:
+                        self.dirty.add(state.promise.id)
                     self.stats.active -= 1
                     self.listener.violation(retraction)
         if status != state.status or closed_at != state.closed_at:
+            if self.dirty is not None:
+                self.dirty.add(state.promise.id)
             state.status, state.closed_at = status, closed_at
             if status != "open":
                 # rounded up to the sweep grid: never early, and far fewer heap entries
@@ -374,6 +403,71 @@ class Engine:
             labels=data.labels or {},
             state="active",
         )
+
+    # --- persistence (live workers) -------------------------------------------------
+
+    def entry(self, pid: str) -> Entry | None:
+        """All the engine holds under one promise id; None when it holds nothing."""
+        state = self.promises.get(pid)
+        waiting = self._orphans.get(pid)
+        forget = self._tombstones.get(pid)
+        if state is None and not waiting and forget is None:
+            return None
+        seen = self._observations
+        entry = Entry(promise_id=pid, state=state, forget_at=forget)
+        ids = list(state.obs_ids or ()) if state is not None else []
+        if waiting:
+            ids.extend(waiting)
+            entry.orphans = list(waiting.values())
+        if ids:
+            entry.seen = {oid: seen[oid] for oid in ids}
+        return entry
+
+    def restore(self, entries: Iterable[Entry], watermark: float) -> None:
+        """Rebuild a fresh engine from persisted entries; timers and queues are derived."""
+        assert not self.promises and not self._orphans, "restore() needs a fresh engine"
+        self.watermark = watermark
+        stamped: list[tuple[float, str]] = []
+        tombstones: list[tuple[float, str]] = []
+        for entry in entries:
+            pid = entry.promise_id
+            self._observations.update(entry.seen)
+            if entry.forget_at is not None:
+                self._tombstones[pid] = entry.forget_at
+                tombstones.append((entry.forget_at, pid))
+            for orphan in entry.orphans:
+                oid = orphan.event.id
+                self._orphans.setdefault(pid, {})[oid] = orphan
+                self._orphan_ids[oid] = pid
+                if orphan.stamp is None:
+                    self._unstamped.append(oid)
+                else:
+                    stamped.append((orphan.stamp, oid))
+            state = entry.state
+            if state is None:
+                continue
+            self.promises[pid] = state
+            if state.status == "open":
+                if state.close_time is not None:
+                    self._timers.add(state.close_time, pid)
+            else:
+                self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, pid)
+            for _, record in (state.emitted or {}).values():
+                self.stats.active += record.state == "active"
+        self._orphan_queue.extend(sorted(stamped))
+        self._tombstone_queue.extend(sorted(tombstones))
+        self._wake_at = self._next_sweep = -INF  # the next advance() looks at everything
+
+    def announce(self) -> None:
+        """Hand every held promise's last emissions and outcome to the listener again.
+
+        After a restore, whatever was emitted just before a crash may never have reached
+        the output; emissions carry deterministic ids, so saying them twice is harmless.
+        """
+        for state in self.promises.values():
+            for _, record in (state.emitted or {}).values():
+                self.listener.violation(record)
+            self.listener.outcome(state)
 
     def states(self) -> Iterator[PromiseState]:
         """Every promise still held (evicted ones were handed to the listener already)."""

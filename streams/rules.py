@@ -5,23 +5,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 
-from msgspec import Struct
+from streams.state import INF, Finding, PromiseState
 
-from streams.state import INF, PromiseState, Seen
-
-
-class Finding(Struct, frozen=True, gc=False):
-    """One violation as the rules see it; the engine turns it into an emission.
-
-    Equal findings mean an unchanged violation, so a re-evaluation emits nothing.
-    """
-
-    reason: str
-    occurred_at: float
-    excess: float | int | None
-    unit: str | None
-    seen: Seen | None  # the deciding observation, if one decided
-    count: int = 0  # max_steps: page views up to the goal
+__all__ = ["Finding", "Verdict", "verdict"]
 
 
 # (status, closed_at, findings): status is open, kept, broken, expired or cancelled;

@@ -29,6 +29,7 @@ from schemas.models import (
     MaxWaitData,
     PageReached,
     PromiseIssued,
+    ViolationRecord,
 )
 
 INF = math.inf
@@ -53,6 +54,20 @@ class Seen(Struct, frozen=True, gc=False, order=True):
     amount: float = 0.0  # hold_time: the seconds held
 
 
+class Finding(Struct, frozen=True, gc=False):
+    """One violation as the rules see it; the engine turns it into an emission.
+
+    Equal findings mean an unchanged violation, so a re-evaluation emits nothing.
+    """
+
+    reason: str
+    occurred_at: float
+    excess: float | int | None
+    unit: str | None
+    seen: Seen | None  # the deciding observation, if one decided
+    count: int = 0  # max_steps: page views up to the goal
+
+
 class PromiseState(Struct, kw_only=True, gc=False):
     """Everything the engine keeps about one promise (no cycles: kept out of the GC's scans)."""
 
@@ -70,7 +85,8 @@ class PromiseState(Struct, kw_only=True, gc=False):
     down: dict[str, Seen] | None = None  # channels_available: earliest outage per channel
     status: str = "open"
     closed_at: float | None = None
-    emitted: dict[str, tuple] | None = None  # discriminator -> (finding, last emitted record)
+    # discriminator -> (finding, last emitted record)
+    emitted: dict[str, tuple[Finding, ViolationRecord]] | None = None
 
     @property
     def cancelled_at(self) -> float:
