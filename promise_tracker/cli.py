@@ -63,6 +63,66 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
+def _settings():
+    from streams.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"promise-tracker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _emit(args: argparse.Namespace) -> int:
+    from promise_tracker.emit import DeliveryFailed, Emitter, InvalidEvent
+
+    settings = _settings()
+    invalid = 0
+    try:
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"promise-tracker emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with source, Emitter(settings) as emitter:
+            for number, line in enumerate(source, 1):
+                if not line.strip():
+                    continue
+                try:
+                    emitter.send_event(line.rstrip(b"\r\n"))
+                except InvalidEvent as exc:
+                    invalid += 1
+                    print(f"{args.file}:{number}: {exc.reason}: {exc}", file=sys.stderr)
+    except DeliveryFailed as exc:
+        print(f"promise-tracker emit: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a broker that cannot be reached, say
+        print(f"promise-tracker emit: {exc}", file=sys.stderr)
+        return 1
+    print(f"{emitter.sent} events sent, {invalid} invalid (not sent)", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+
+    run_worker(_settings())
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from streams.topics import TopicError, ensure_topics
+
+    try:
+        created = ensure_topics(_settings())
+    except TopicError as exc:
+        print(f"promise-tracker topics: {exc}", file=sys.stderr)
+        return 1
+    for name in created:
+        print(f"created {name}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Unusable arguments: one line on stderr and exit status 2 (no usage dump)."""
 
@@ -88,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--orphan-ttl", type=float, default=defaults.orphan_ttl, metavar="SECONDS")
     replay.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     replay.set_defaults(run=_replay)
+
+    emit = commands.add_parser(
+        "emit", help="validate a JSONL file of events and send the valid ones to Kafka"
+    )
+    emit.add_argument("file", metavar="FILE.jsonl", help="'-' reads standard input")
+    emit.set_defaults(run=_emit)
+
+    worker = commands.add_parser(
+        "worker", help="run a streaming worker (settings from PROMISE_TRACKER_* variables)"
+    )
+    worker.set_defaults(run=_worker)
+
+    topics = commands.add_parser("topics", help="create the pipeline's topics if missing")
+    topics.set_defaults(run=_topics)
 
     schemas = commands.add_parser("schemas", help="write or check the published JSON Schema files")
     mode = schemas.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,210 @@
+"""The SDK for emitting teams: issue promises and report deliveries to Kafka.
+
+    from promise_tracker.emit import Emitter
+
+    with Emitter() as emit:  # PROMISE_TRACKER_KAFKA, or Emitter(kafka="host:9092")
+        emit.issue_promise(
+            id="card-2026-0042", source="prestige/marketing", kind="deadline",
+            channel="card", terms={"open_until": "2026-11-01T23:59:59-05:00"},
+            text="Yearbook selection date: 11/01",
+        )
+        emit.observe_delivery(
+            id="obs-1", source="prestige/shop", promise_id="card-2026-0042",
+            kind="deadline_enforced", time="2026-10-31T09:00:00-05:00",
+        )
+
+Every event is validated against the contract before it is sent: invalid input raises
+``InvalidEvent`` naming the field and the fix, and nothing is sent. The producer is
+idempotent with acks=all, keys every event by its promise id and hashes keys with murmur2,
+as Kafka's Java clients and the worker's consumers do, so a promise and its deliveries meet
+in the same partition. ``flush()`` (and leaving the ``with`` block) waits for the broker and
+raises ``DeliveryFailed`` if any event could not be written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.models import PromiseIssued
+from schemas.parse import parse
+from schemas.reject import Reject
+from streams.settings import Settings
+
+
+class InvalidEvent(ValueError):
+    """The event breaks the contract; nothing was sent. ``reason`` is the SPEC reason code."""
+
+    def __init__(self, reject: Reject):
+        super().__init__(reject.message)
+        self.reason = str(reject.reason)
+
+
+class DeliveryFailed(RuntimeError):
+    """Kafka did not accept some events; ``errors`` lists (event id, error) pairs."""
+
+    def __init__(self, errors: list[tuple[str | None, str]]):
+        shown = "; ".join(f"{eid}: {err}" for eid, err in errors[:5])
+        super().__init__(f"{len(errors)} event(s) were not written to Kafka: {shown}")
+        self.errors = errors
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The producer every emitter should use (the partitioner matters: see the module doc)."""
+    return {
+        "bootstrap.servers": settings.kafka,
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _stamp(value: str | dt.datetime | None) -> str:
+    if value is None:
+        return _now()
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+class Emitter:
+    """A Kafka producer that only sends valid promise-tracker events."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        kafka: str | None = None,
+        **overrides: Any,
+    ):
+        self.settings = settings or Settings.from_env()
+        config = producer_config(self.settings)
+        if kafka is not None:
+            config["bootstrap.servers"] = kafka
+        config.update(overrides)
+        self._producer = Producer(config)
+        self._errors: list[tuple[str | None, str]] = []
+        self.sent = 0
+
+    # --- the two events ----------------------------------------------------------------
+
+    def issue_promise(
+        self,
+        *,
+        id: str,
+        source: str,
+        kind: str,
+        channel: str,
+        terms: Mapping[str, Any],
+        text: str | None = None,
+        time: str | dt.datetime | None = None,
+        subject: str | None = None,
+        expires_at: str | dt.datetime | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Send a ``promise.issued`` event; returns the promise id."""
+        data: dict[str, Any] = {"kind": kind, "channel": channel, "terms": dict(terms)}
+        if text is not None:
+            data["text"] = text
+        if expires_at is not None:
+            data["expires_at"] = _stamp(expires_at)
+        if labels:
+            data["labels"] = dict(labels)
+        self.send_event(self._envelope("promise.issued", id, source, time, subject, data))
+        return id
+
+    def observe_delivery(
+        self,
+        *,
+        promise_id: str,
+        source: str,
+        kind: str,
+        value: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        time: str | dt.datetime | None = None,
+        subject: str | None = None,
+    ) -> str:
+        """Send a ``delivery.observed`` event; returns its id (a new UUID unless given).
+
+        Give your own id when you may send the same observation twice (a retry): the
+        worker ignores an exact duplicate.
+        """
+        oid = id or str(uuid.uuid4())
+        data = {"promise_id": promise_id, "kind": kind, "value": dict(value or {})}
+        self.send_event(self._envelope("delivery.observed", oid, source, time, subject, data))
+        return oid
+
+    @staticmethod
+    def _envelope(
+        kind: str,
+        event_id: str,
+        source: str,
+        time: str | dt.datetime | None,
+        subject: str | None,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "specversion": "1.0",
+            "type": kind,
+            "source": source,
+            "id": event_id,
+            "time": _stamp(time),
+        }
+        if subject is not None:
+            event["subject"] = subject
+        event["data"] = data
+        return event
+
+    # --- any event -----------------------------------------------------------------------
+
+    def send_event(self, event: Mapping[str, Any] | bytes) -> None:
+        """Validate one CloudEvent (a mapping or its JSON bytes) and send it to its topic."""
+        raw = event if isinstance(event, bytes) else orjson.dumps(event)
+        parsed = parse(raw)
+        if isinstance(parsed, Reject):
+            raise InvalidEvent(parsed)
+        if type(parsed) is PromiseIssued:
+            topic, key = self.settings.issued, parsed.id
+        else:
+            topic, key = self.settings.observed, parsed.data.promise_id  # type: ignore[union-attr]
+        self._produce(topic, key.encode(), raw, parsed.id)
+
+    def _produce(self, topic: str, key: bytes, value: bytes, event_id: str) -> None:
+        def done(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self._errors.append((event_id, err.str()))
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=done)
+                break
+            except BufferError:  # the local queue is full: let the broker catch up
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+        self.sent += 1
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until Kafka has every event; raise DeliveryFailed for any it refused."""
+        left = self._producer.flush(timeout)
+        if left:
+            self._errors.append((None, f"{left} still queued after {timeout:g} s"))
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryFailed(errors)
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()

@@ -1,0 +1,116 @@
+"""Worker and SDK settings, from the environment (``PROMISE_TRACKER_*``), checked up front.
+
+A wrong value stops the process with one line naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PREFIX = "PROMISE_TRACKER_"
+_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the live pipeline; ``from_env`` documents the variable for each."""
+
+    kafka: str = "127.0.0.1:9092"  # bootstrap servers, host:port[,host:port]
+    app_id: str = "promise-tracker"  # Faust app id: the consumer group and changelog names
+    partitions: int = 8  # of every topic; the input topics must be co-partitioned
+    replication: int = 1  # replication factor of the topics it creates (say 3 in production)
+    topic_prefix: str = ""  # prepended to every topic name and the app id (tests, tenants)
+    topic_issued: str = "promises.issued"
+    topic_observed: str = "deliveries.observed"
+    topic_violations: str = "promises.violations"
+    topic_outcomes: str = "promises.outcomes"
+    topic_dlq: str = "promises.dlq"
+    topic_ticks: str = "promises.ticks"  # wall-clock ticks, one per owned partition
+    lateness: float = 5.0  # seconds the watermark trails the largest event time
+    retention: float = 7 * 86400.0  # event-time seconds a closed promise's state is kept
+    orphan_ttl: float = 86400.0  # how long an observation waits for its promise
+    max_orphans: int = 100_000  # per partition; beyond it the oldest orphan is rejected
+    max_future: float = 300.0  # how far ahead of the wall clock an event may be
+    tick_interval: float = 0.25  # seconds between wall-clock ticks
+    commit_interval: float = 1.0  # seconds between input offset commits
+    data_dir: str = ".data/worker"  # Faust's local directory
+    log_level: str = "warning"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``PROMISE_TRACKER_<FIELD>`` for every field, e.g. PROMISE_TRACKER_PARTITIONS.
+
+        Durations take seconds or a unit: 250ms, 5s, 10m, 1h, 7d.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = type(f.default)
+            if kind is int:
+                if not re.fullmatch(r"\d+", raw.strip()) or int(raw) < 1:
+                    raise SettingsError(f"{name}={raw!r}: expected a whole number >= 1")
+                values[f.name] = int(raw)
+            elif kind is float:
+                values[f.name] = _duration(name, raw)
+            else:
+                values[f.name] = raw.strip()
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not re.fullmatch(r"[^\s,]+:\d+(,[^\s,]+:\d+)*", settings.kafka):
+            raise SettingsError(
+                f"{PREFIX}KAFKA={settings.kafka!r}: expected host:port[,host:port...]"
+            )
+        return settings
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    @property
+    def issued(self) -> str:
+        return self.topic(self.topic_issued)
+
+    @property
+    def observed(self) -> str:
+        return self.topic(self.topic_observed)
+
+    @property
+    def violations(self) -> str:
+        return self.topic(self.topic_violations)
+
+    @property
+    def outcomes(self) -> str:
+        return self.topic(self.topic_outcomes)
+
+    @property
+    def dlq(self) -> str:
+        return self.topic(self.topic_dlq)
+
+    @property
+    def ticks(self) -> str:
+        return self.topic(self.topic_ticks)
+
+    @property
+    def group(self) -> str:
+        return self.topic_prefix + self.app_id
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def _duration(name: str, raw: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", raw)
+    if match is None:
+        raise SettingsError(f"{name}={raw!r}: expected seconds or a duration like 250ms, 5s, 7d")
+    return float(match.group(1)) * _UNITS[match.group(2) or ""]

@@ -1,0 +1,71 @@
+"""Create the pipeline's topics with explicit partition counts, and check existing ones.
+
+The two input topics and the ticks topic must have the same partition count as the worker's
+tables (co-partitioning): a promise and its deliveries meet in one partition number, and a
+table's changelog partition is its source partition.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.settings import Settings
+
+HOUR_MS = 3_600_000
+
+
+class TopicError(RuntimeError):
+    """A topic exists with a shape the worker cannot use."""
+
+
+def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> its configuration."""
+    compacted = {"cleanup.policy": "compact"}
+    return {
+        settings.issued: {},
+        settings.observed: {},
+        settings.ticks: {"retention.ms": str(HOUR_MS)},
+        settings.violations: compacted,
+        settings.outcomes: compacted,
+        settings.dlq: {"retention.ms": str(30 * 24 * HOUR_MS)},
+    }
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka})
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create what is missing; refuse co-partitioned topics with another partition count.
+
+    Returns the names created.
+    """
+    client = admin(settings)
+    specs = topic_specs(settings)
+    existing = client.list_topics(timeout=timeout).topics
+    copartitioned = (settings.issued, settings.observed, settings.ticks)
+    for name in copartitioned:
+        meta = existing.get(name)
+        if meta is not None and meta.error is None and len(meta.partitions) != settings.partitions:
+            raise TopicError(
+                f"topic {name} has {len(meta.partitions)} partitions but "
+                f"PROMISE_TRACKER_PARTITIONS is {settings.partitions}: the input topics, the "
+                "ticks topic and the worker must agree (set the variable to the topic's count)"
+            )
+    missing = [
+        NewTopic(name, settings.partitions, settings.replication, config=config)
+        for name, config in specs.items()
+        if name not in existing
+    ]
+    if not missing:
+        return []
+    created = []
+    for name, future in client.create_topics(missing, request_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another worker was quicker
+                raise
+    return created
