@@ -33,6 +33,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         orphan_ttl=settings.orphan_ttl,
         max_orphans=settings.max_orphans,
         max_future=settings.max_future,
+        lateness=settings.lateness,
     )
 
 
@@ -83,6 +84,8 @@ class Worker:
             "clocks", partitions=settings.partitions, key_type=bytes, value_type=bytes
         )
         self.partitions: dict[int, Partition] = {}
+        # end offsets of the owned input partitions, asked of the broker before each tick
+        self.end_offsets: dict[TP, int] = {}
         app.agent(self.source, name="engine", concurrency=1)(self.agent)
         app.timer(settings.tick_interval, name="ticks")(self.send_ticks)
         app.on_partitions_revoked.connect(self.on_revoked)
@@ -115,7 +118,10 @@ class Worker:
     def restore(self, number: int) -> Partition:
         """An engine for a newly owned partition, from what the table holds for it."""
         started = time.perf_counter()
-        part = Partition(number, self.inputs, self.config, self.settings.lateness, time.time)
+        settings = self.settings
+        part = Partition(
+            number, self.inputs, self.config, settings.lateness, time.time, settings.quiet
+        )
         prefix = b"%d:" % number
         held = [
             value[len(prefix) :] for value in self.entries.data.values() if value.startswith(prefix)
@@ -134,9 +140,11 @@ class Worker:
         return part
 
     def caught_up(self, part: Partition, topic: str) -> bool:
-        """Nothing left to read in this input partition (as of the last fetch)."""
-        highwater = self.app.consumer.highwater(TP(topic, part.number))
-        return highwater is not None and part.next_offset.get(topic, 0) >= highwater
+        """Nothing left to read in this input partition, as of the end offsets the broker
+        gave just before the tick (not the fetcher's highwater: Faust pauses the fetching
+        of partitions whose buffers are full, and a paused partition's highwater is old)."""
+        end = self.end_offsets.get(TP(topic, part.number))
+        return end is not None and part.next_offset.get(topic, 0) >= end
 
     def persist(self, part: Partition) -> None:
         prefix = b"%d:" % part.number
@@ -169,9 +177,21 @@ class Worker:
 
     async def send_ticks(self) -> None:
         """One tick per owned ticks partition: the sweep then runs in that partition's stream."""
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.settings.ticks:
-                self.ticks.send_soon(key=None, value=b"", partition=tp.partition)
+        owned = [
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == self.settings.ticks
+        ]
+        if not owned:
+            return
+        inputs = [TP(topic, number) for topic in self.inputs for number in owned]
+        try:
+            self.end_offsets.update(await self.app.consumer.highwaters(*inputs))
+        except Exception as exc:  # the broker is away: no tick, so no wall-clock progress
+            log.warning("no end offsets for the ticks: %r", exc)
+            return
+        for number in owned:
+            self.ticks.send_soon(key=None, value=b"", partition=number)
 
     async def on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         for tp in revoked:

@@ -7,6 +7,7 @@ stamps ``detected_at``). The offline replay drives it; the Faust worker (planned
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,13 +30,18 @@ SWEEP = 60.0  # event-time seconds between retention sweeps: eviction is never e
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The engine's knobs (SPEC section 2); lateness belongs to whoever computes the watermark."""
+    """The engine's knobs (SPEC section 2)."""
 
     retention: float = 7 * DAY  # closed promises are kept this long in event time
     orphan_ttl: float = DAY  # observations wait this long (watermark progress) for their promise
     # beyond this the oldest orphan is rejected: hostile input is bounded
     max_orphans: int = 100_000
     max_future: float = 300.0  # live only: how far ahead of the wall clock an event may be
+    # The watermark's lateness, set by the driver that computes the watermark. The engine
+    # uses it once: an orphan's TTL never starts before its own time minus the lateness (in
+    # a replay that is always the watermark that counts it; live, the promises topic may
+    # lag the deliveries topic by hours while a backlog is read).
+    lateness: float = 0.0
 
 
 class Listener(Protocol):
@@ -101,7 +107,7 @@ class Engine:
         # promise id -> {observation id: Orphan} while its promise is awaited
         self._orphans: dict[str, dict[str, Orphan]] = {}
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
-        self._orphan_queue: deque[tuple[float, str]] = deque()  # (arrival watermark, obs id)
+        self._orphan_queue: list[tuple[float, str]] = []  # heap of (TTL start, obs id)
         self._unstamped: list[str] = []  # orphans held since the last advance()
         # Live workers persist per-promise entries: when this is a set, every promise id
         # whose entry() changed is added to it (the replay leaves it None and pays nothing).
@@ -237,7 +243,7 @@ class Engine:
 
     def _drop_oldest_orphan(self) -> None:
         if self._orphan_queue:
-            oid = self._orphan_queue.popleft()[1]
+            oid = heapq.heappop(self._orphan_queue)[1]
         else:
             oid = self._unstamped.pop(0)
         self._drop_orphan(oid, f"the orphan buffer is full ({self.config.max_orphans})")
@@ -291,7 +297,7 @@ class Engine:
         queue, ttl = self._orphan_queue, self.config.orphan_ttl
         while queue and queue[0][0] + ttl <= watermark:
             self._drop_orphan(
-                queue.popleft()[1], f"it was not issued within {ttl:g} s of watermark"
+                heapq.heappop(queue)[1], f"it was not issued within {ttl:g} s of watermark"
             )
         if watermark >= self._next_sweep:
             self._evict(watermark, watermark - self.config.retention)
@@ -300,15 +306,19 @@ class Engine:
         self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
 
     def _stamp_orphans(self, watermark: float) -> None:
-        self._orphan_queue.extend((watermark, oid) for oid in self._unstamped)
+        queue, lateness = self._orphan_queue, self.config.lateness
         for oid in self._unstamped:
             pid = self._orphan_ids.get(oid)
-            if pid is not None:
-                self._orphans[pid][oid].stamp = watermark
-                if self.dirty is not None:
-                    self.dirty.add(pid)
+            if pid is None:
+                continue  # its promise arrived meanwhile
+            orphan = self._orphans[pid][oid]
+            orphan.stamp = max(watermark, orphan.time - lateness)
+            heapq.heappush(queue, (orphan.stamp, oid))
+            if self.dirty is not None:
+                self.dirty.add(pid)
         self._unstamped.clear()
-        self._wake_at = min(self._wake_at, self._orphan_queue[0][0] + self.config.orphan_ttl)
+        if queue:
+            self._wake_at = min(self._wake_at, queue[0][0] + self.config.orphan_ttl)
 
     def _evict(self, watermark: float, horizon: float) -> None:
         for pid in self._evictions.pop_before(horizon):
@@ -454,7 +464,8 @@ class Engine:
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, pid)
             for _, record in (state.emitted or {}).values():
                 self.stats.active += record.state == "active"
-        self._orphan_queue.extend(sorted(stamped))
+        heapq.heapify(stamped)
+        self._orphan_queue = stamped
         self._tombstone_queue.extend(sorted(tombstones))
         self._wake_at = self._next_sweep = -INF  # the next advance() looks at everything
 

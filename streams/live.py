@@ -108,10 +108,13 @@ class Partition:
         config: EngineConfig,
         lateness: float,
         clock: Callable[[], float],
+        quiet: float = 1.0,
     ):
         self.number = number
         self.inputs = inputs
         self.lateness = lateness
+        self.quiet = quiet  # seconds without a message before a caught-up topic is quiet
+        self.last_read: dict[str, float] = {}  # per input topic: wall clock of the last message
         self.clock = clock
         self.outbox = Outbox(clock)
         self.engine = Engine(config, self.outbox, clock)
@@ -136,6 +139,7 @@ class Partition:
     def message(self, topic: str, offset: int, key: bytes | None, raw: bytes) -> None:
         """One message from an input topic."""
         self.next_offset[topic] = offset + 1
+        self.last_read[topic] = self.clock()
         origin = Origin(topic, self.number, offset, key)
         event = parse(raw, origin)
         engine = self.engine
@@ -168,10 +172,17 @@ class Partition:
         engine.advance(self.watermark())
 
     def tick(self, caught_up: dict[str, bool]) -> None:
-        """Wall-clock time passes: a caught-up, quiet input topic advances with it."""
+        """Wall-clock time passes: a caught-up, quiet input topic advances with it.
+
+        Quiet means no message for ``quiet`` seconds as well: while a backlog streams in,
+        "caught up" can be true for an instant between two fetches, and a watermark that
+        jumped to the wall clock then would expire waiting observations long before their
+        promises are read.
+        """
         now = self.clock()
         for topic, yes in caught_up.items():
-            if yes and now > self.clocks.quiet_at[topic]:
+            quiet = now - self.last_read.get(topic, -INF) >= self.quiet
+            if yes and quiet and now > self.clocks.quiet_at[topic]:
                 self.clocks.quiet_at[topic] = now
         self.engine.advance(self.watermark())
 

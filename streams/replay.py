@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -108,6 +109,8 @@ def drive(
 
     ``lines`` are (file name, line number, bytes); ``now`` is only for tests of live checks.
     """
+    if engine.config.lateness != lateness:
+        engine.config = dataclasses.replace(engine.config, lateness=lateness)
     process, advance, refuse = engine.process, engine.advance, engine.refuse
     latest = -float("inf")
     count = blank = 0

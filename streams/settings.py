@@ -40,6 +40,7 @@ class Settings:
     max_orphans: int = 100_000  # per partition; beyond it the oldest orphan is rejected
     max_future: float = 300.0  # how far ahead of the wall clock an event may be
     tick_interval: float = 0.25  # seconds between wall-clock ticks
+    quiet: float = 1.0  # a caught-up input partition this long without messages is quiet
     commit_interval: float = 1.0  # seconds between input offset commits
     data_dir: str = ".data/worker"  # Faust's local directory
     log_level: str = "warning"

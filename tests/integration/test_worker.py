@@ -1,0 +1,349 @@
+"""The live worker on a real broker gives the replay's answer: through the SDK, across a
+SIGKILL, beside hostile input, and on a quiet stream whose deadline passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.generate import generate
+from promise_tracker.emit import Emitter, InvalidEvent
+from streams.records import read_jsonl
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.live import (
+    TopicReader,
+    WorkerProcess,
+    fresh_settings,
+    last_by_key,
+    raw_producer,
+    wait_for,
+)
+from tests.support import ROOT
+
+
+@dataclass
+class Answer:
+    violations: dict[str, dict]  # violation id -> last emission (detected_at dropped)
+    outcomes: dict[str, dict]  # promise id -> final outcome
+    rejects: Counter  # reason -> count (unknown_promise aside: live waits a day for those)
+
+
+def active(last: dict[str, dict]) -> dict[str, dict]:
+    """SPEC section 4: the last emission per id is the truth; compare the active ones (a
+    violation the replay emitted and retracted may never have been emitted live at all)."""
+    return {vid: record for vid, record in last.items() if record["state"] == "active"}
+
+
+def make_stream(tmp_path: Path, events: int, seed: int) -> Path:
+    """A generated stream (every rule, late and duplicate lines, junk) moved in time to end
+    two minutes ago, as live traffic does, and a last promise issued a minute ago: its time
+    is the replay's final watermark, which the live worker's wall-clock watermark has passed
+    too, so both decide the same promises."""
+    path = tmp_path / "stream.jsonl"
+    generate(path, events=events, open_promises=max(events // 10, 10), seed=seed)
+    lines = path.read_bytes().splitlines()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    latest = max(filter(None, map(_time_of, lines)))
+    delta = now - dt.timedelta(minutes=2) - latest
+    sentinel = {
+        "specversion": "1.0",
+        "type": "promise.issued",
+        "source": "test/sentinel",
+        "id": f"sentinel-{seed}",
+        "time": (now - dt.timedelta(minutes=1)).isoformat(),
+        "data": {
+            "kind": "deliver_by",
+            "channel": "web",
+            "terms": {"due_at": (now + dt.timedelta(days=30)).isoformat()},
+        },
+    }
+    shifted = [_shift(line, delta) for line in lines] + [orjson.dumps(sentinel)]
+    path.write_bytes(b"\n".join(shifted) + b"\n")
+    return path
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    try:
+        stamp = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp.tzinfo is not None else None
+
+
+def _time_of(line: bytes) -> dt.datetime | None:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return _parse_time(event.get("time")) if isinstance(event, dict) else None
+
+
+def _shift(line: bytes, delta: dt.timedelta) -> bytes:
+    """Every timestamp of an event moved by ``delta``; lines that are not events unchanged."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(event, dict):
+        return line
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
+    for holder, name in [(event, "time"), (data, "expires_at")] + [
+        (terms, name) for name in ("open_until", "due_at", "until")
+    ]:
+        stamp = _parse_time(holder.get(name))
+        if stamp is not None:
+            holder[name] = (stamp + delta).isoformat()
+    return orjson.dumps(event)
+
+
+def replay_answer(stream: Path, tmp_path: Path) -> Answer:
+    files = {name: tmp_path / f"replay-{name}.jsonl" for name in ("v", "o", "r")}
+    subprocess.run(
+        [sys.executable, "-m", "promise_tracker.cli", "replay", str(stream), "--quiet"]
+        + ["--violations", str(files["v"]), "--outcomes", str(files["o"])]
+        + ["--rejects", str(files["r"])],
+        check=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    violations = {}
+    for record in read_jsonl(files["v"]):
+        record.pop("detected_at")
+        violations[record["violation_id"]] = record
+    violations = active(violations)
+    outcomes = {record["promise_id"]: record for record in read_jsonl(files["o"])}
+    rejects = Counter(r["reason"] for r in read_jsonl(files["r"]))
+    rejects.pop("unknown_promise", None)
+    return Answer(violations, outcomes, rejects)
+
+
+def send(stream: Path, settings: Settings, lines: slice = slice(None)) -> int:
+    """Valid lines through the SDK, the rest as raw bytes; returns how many were raw."""
+    raw = 0
+    junk = raw_producer(settings.kafka)
+    with Emitter(settings) as emitter:
+        for line in stream.read_bytes().splitlines()[lines]:
+            try:
+                emitter.send_event(line)
+            except InvalidEvent:
+                junk.produce(settings.issued, value=line)
+                raw += 1
+    assert junk.flush(30) == 0
+    return raw
+
+
+class Outputs:
+    def __init__(self, settings: Settings):
+        self.violations = TopicReader(settings.kafka, settings.violations)
+        self.outcomes = TopicReader(settings.kafka, settings.outcomes)
+        self.dlq = TopicReader(settings.kafka, settings.dlq)
+
+    def poll(self) -> None:
+        for reader in (self.violations, self.outcomes, self.dlq):
+            reader.poll(0.2)
+
+    def answer(self) -> Answer:
+        rejects = Counter(
+            dict(m.headers())["reason"].decode() for m in self.dlq.messages
+        )  # the worker holds orphans for a day: none is rejected unknown_promise yet
+        return Answer(
+            active(last_by_key(self.violations.messages)),
+            last_by_key(self.outcomes.messages),
+            rejects,
+        )
+
+    def reached(self, expected: Answer) -> bool:
+        self.poll()
+        return self.answer() == expected
+
+    def close(self) -> None:
+        for reader in (self.violations, self.outcomes, self.dlq):
+            reader.close()
+
+
+@pytest.fixture
+def live(kafka: str, tmp_path: Path):
+    """Settings with their own topics (created), and the workers started under them."""
+    settings = fresh_settings(kafka, partitions=4, tick_interval=0.25)
+    ensure_topics(settings)
+    workers: list[WorkerProcess] = []
+
+    def start(name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"{name}.log").start()
+        workers.append(worker)
+        return worker
+
+    yield settings, start
+    for worker in workers:
+        worker.stop()
+
+
+def assert_reaches(outputs: Outputs, expected: Answer, worker: WorkerProcess, timeout: float):
+    reached = wait_for(lambda: outputs.reached(expected), timeout)
+    got = outputs.answer()
+    assert worker.alive(), worker.tail()
+    assert not reached or got == expected
+    missing = expected.violations.keys() - got.violations.keys()
+    extra = got.violations.keys() - expected.violations.keys()
+    changed = [
+        k
+        for k in expected.violations.keys() & got.violations.keys()
+        if expected.violations[k] != got.violations[k]
+    ]
+    assert (missing, extra, changed[:3]) == (set(), set(), []), worker.tail()
+    bad_outcomes = {
+        pid: (expected.outcomes.get(pid), got.outcomes.get(pid))
+        for pid in expected.outcomes.keys() | got.outcomes.keys()
+        if expected.outcomes.get(pid) != got.outcomes.get(pid)
+    }
+    assert bad_outcomes == {}
+    assert got.rejects == expected.rejects
+
+
+def test_sdk_events_give_the_replay_answer(live, tmp_path):
+    settings, start = live
+    stream = make_stream(tmp_path, events=3000, seed=11)
+    expected = replay_answer(stream, tmp_path)
+    assert expected.violations and expected.rejects  # the stream exercises rules and junk
+    worker = start()
+    outputs = Outputs(settings)
+    try:
+        send(stream, settings)
+        assert_reaches(outputs, expected, worker, timeout=120)
+    finally:
+        outputs.close()
+
+
+def test_a_killed_worker_recovers_its_state_and_the_answer_is_unchanged(live, tmp_path):
+    settings, start = live
+    stream = make_stream(tmp_path, events=6000, seed=12)
+    expected = replay_answer(stream, tmp_path)
+    outputs = Outputs(settings)
+    try:
+        total = len(stream.read_bytes().splitlines())
+        send(stream, settings, slice(0, total // 2))
+        worker = start()
+        # kill it while it works: once some of the first half has come out
+        assert wait_for(lambda: outputs.poll() or len(outputs.outcomes.messages) > 200, 120)
+        worker.kill()
+        send(stream, settings, slice(total // 2, None))  # arrives while it is down
+        worker.start()
+        assert wait_for(lambda: outputs.poll() or len(outputs.outcomes.messages) > 600, 120)
+        worker.kill()  # and once more, later
+        worker.start()
+        assert_reaches(outputs, expected, worker, timeout=180)
+        assert "entries restored" in worker.log.read_text()
+    finally:
+        outputs.close()
+
+
+def test_hostile_messages_go_to_the_dlq_with_their_bytes_and_the_worker_goes_on(live, tmp_path):
+    settings, start = live
+    worker = start()
+    outputs = Outputs(settings)
+    producer = raw_producer(settings.kafka)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    good = {
+        "specversion": "1.0",
+        "type": "promise.issued",
+        "source": "test/dlq",
+        "id": "after-the-junk",
+        "time": now,
+        "data": {"kind": "max_wait", "channel": "phone", "terms": {"max_seconds": 60}},
+    }
+    hostile = [
+        (settings.issued, b"k1", b"\xff\xfe not json", "invalid_json"),
+        (settings.issued, b"k2", b'{"specversion":"1.0"', "invalid_json"),
+        (
+            settings.observed,
+            b"k3",
+            orjson.dumps({**good, "type": "promise.amended"}),
+            "unknown_type",
+        ),
+        (settings.issued, b"k4", orjson.dumps({**good, "time": "tuesday"}), "invalid_event"),
+        (settings.issued, b"not-its-id", orjson.dumps(good), "invalid_event"),  # wrong key
+        (settings.issued, None, orjson.dumps({**good, "id": "no-key"}), "invalid_event"),
+    ]
+    try:
+        for topic, key, value, _ in hostile:
+            producer.produce(topic, key=key, value=value)
+        producer.flush(30)
+        with Emitter(settings) as emitter:
+            emitter.send_event(orjson.dumps(good))
+        assert wait_for(
+            lambda: (
+                outputs.poll()
+                or (
+                    "after-the-junk" in last_by_key(outputs.outcomes.messages)
+                    and len(outputs.dlq.messages) >= len(hostile)
+                )
+            ),
+            90,
+        ), worker.tail()
+        assert worker.alive()
+        by_bytes = {m.value(): m for m in outputs.dlq.messages}
+        for topic, key, value, reason in hostile:
+            message = by_bytes[value]  # the original bytes, unchanged
+            headers = {k: v.decode() for k, v in message.headers()}
+            assert headers["reason"] == reason
+            assert headers["topic"] == topic
+            assert int(headers["offset"]) >= 0
+            assert headers["message"]
+            assert message.key() == key
+        assert len(outputs.dlq.messages) == len(hostile)
+    finally:
+        outputs.close()
+
+
+def test_a_missed_deadline_fires_on_a_quiet_stream(kafka, tmp_path):
+    settings = fresh_settings(kafka, partitions=2, lateness=0.5, tick_interval=0.25)
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    outputs = Outputs(settings)
+    try:
+        # let it join its group first, so that start-up is not what is measured
+        time.sleep(1)
+        with Emitter(settings) as emitter:
+            emitter.send_event(
+                orjson.dumps(
+                    {
+                        "specversion": "1.0",
+                        "type": "promise.issued",
+                        "source": "test/quiet",
+                        "id": "warm-up",
+                        "time": dt.datetime.now(dt.UTC).isoformat(),
+                        "data": {"kind": "max_wait", "channel": "web", "terms": {"max_seconds": 9}},
+                    }
+                )
+            )
+        assert wait_for(lambda: outputs.poll() or outputs.outcomes.messages, 60), worker.tail()
+        due = time.time() + 3
+        with Emitter(settings) as emitter:
+            emitter.issue_promise(
+                id="quiet-1",
+                source="test/quiet",
+                kind="deliver_by",
+                channel="mail",
+                terms={"due_at": dt.datetime.fromtimestamp(due, dt.UTC)},
+            )
+        assert wait_for(lambda: outputs.poll() or outputs.violations.messages, 30), worker.tail()
+        seen = time.time()
+        [message] = outputs.violations.messages
+        record = orjson.loads(message.value())["data"]
+        assert record["reason"] == "not_delivered"
+        late_by = seen - (due + settings.lateness)
+        print(f"missed deadline flagged {late_by:.3f} s after due + lateness")
+        assert late_by <= 1.0
+    finally:
+        outputs.close()
+        worker.stop()

@@ -1,0 +1,163 @@
+"""Real processes for the integration tests: the Kafka broker of deploy/kafka, workers
+started as ``promise-tracker worker``, and readers of the output topics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from promise_tracker.emit import producer_config
+from streams.settings import PREFIX, Settings
+from tests.support import ROOT
+
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@dataclass
+class Broker:
+    address: str
+    started: bool  # by these tests (then they stop it)
+
+
+def start_broker(port: int, data: Path) -> Broker:
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(data)}
+    if subprocess.run([KAFKA_SH, "status"], env=env).returncode == 0:
+        return Broker(f"127.0.0.1:{port}", started=False)
+    subprocess.run([KAFKA_SH, "start"], env=env, check=True, timeout=600)
+    return Broker(f"127.0.0.1:{port}", started=True)
+
+
+def stop_broker(port: int, data: Path) -> None:
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(data)}
+    subprocess.run([KAFKA_SH, "stop"], env=env, check=True, timeout=120)
+
+
+def fresh_settings(kafka: str, **overrides: Any) -> Settings:
+    """Settings whose topics and consumer group no other test uses."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    return replace(Settings(kafka=kafka, topic_prefix=prefix), **overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    for name, value in vars(settings).items():
+        env[PREFIX + name.upper()] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """``promise-tracker worker`` in its own process, its output in a log file."""
+
+    def __init__(self, settings: Settings, log: Path):
+        self.settings = settings
+        self.log = log
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        with self.log.open("ab") as out:
+            out.write(f"--- start {self.starts}\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "promise_tracker.cli", "worker"],
+                env=settings_env(self.settings),
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(30)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class TopicReader:
+    """Reads every partition of a topic from the beginning, incrementally."""
+
+    def __init__(self, kafka: str, topic: str):
+        self.topic = topic
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": kafka,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self.messages: list[Any] = []
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Read what has arrived (waiting at most ``seconds`` for the first message)."""
+        got = 0
+        deadline = time.monotonic() + seconds
+        while True:
+            batch = self.consumer.consume(10_000, max(0.0, deadline - time.monotonic()))
+            for message in batch:
+                if message.error() is None:
+                    self.messages.append(message)
+                    got += 1
+            if not batch:
+                return got
+            deadline = time.monotonic()  # drain what is there, do not wait again
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def last_by_key(messages: list[Any], drop: tuple[str, ...] = ("detected_at",)) -> dict:
+    """The last CloudEvent's data per Kafka key (the truth of SPEC section 4)."""
+    out = {}
+    for message in messages:
+        data = orjson.loads(message.value())["data"]
+        for name in drop:
+            data.pop(name, None)
+        out[message.key().decode()] = data
+    return out
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def raw_producer(kafka: str) -> Producer:
+    """For bytes the SDK refuses to send: the same partitioner as the SDK."""
+    config = producer_config(Settings(kafka=kafka))
+    return Producer(config)

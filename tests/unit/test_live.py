@@ -1,0 +1,160 @@
+"""The live partition driver without a broker: SPEC section 2's live watermark, keys, the
+dead-letter headers, and what a restarted worker rebuilds."""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.codec import decode_outcome, decode_violation
+from streams.engine import EngineConfig
+from streams.live import Partition
+from tests.support import line, observe, promise, ts, unix
+
+ISSUED, OBSERVED = "promises.issued", "deliveries.observed"
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def partition(now: float = unix(1000), lateness: float = 5.0) -> Partition:
+    return Partition(3, (ISSUED, OBSERVED), EngineConfig(), lateness, Clock(now))
+
+
+def send(part: Partition, topic: str, event: dict, offset: int = 0, key: bytes | None = None):
+    pid = event["id"] if event["type"] == "promise.issued" else event["data"]["promise_id"]
+    part.message(topic, offset, pid.encode() if key is None else key, line(event))
+    return part.outbox.take()
+
+
+def by_stream(outputs, stream: str) -> list:
+    return [o for o in outputs if o.stream == stream]
+
+
+DUE = {"due_at": ts(2)}
+
+
+def test_the_watermark_is_the_smaller_of_the_two_topics():
+    part = partition()
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    assert part.watermark() == float("-inf")  # nothing read from the deliveries yet
+    send(part, OBSERVED, observe("o1", "p9", "delivered", ts(3)), offset=0)
+    assert part.watermark() == unix(0) - 5.0  # the promises topic lags: it decides
+    send(part, ISSUED, promise("p2", "deliver_by", DUE, at=ts(4)), offset=1)
+    assert part.watermark() == unix(3) - 5.0
+
+
+def test_a_caught_up_quiet_topic_advances_with_the_wall_clock_and_deadlines_fire():
+    part = partition(now=unix(1))
+    outputs = send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    assert [decode_outcome(o.value).data.status for o in by_stream(outputs, "outcomes")] == ["open"]
+    part.tick({ISSUED: True, OBSERVED: True})
+    assert part.watermark() == unix(0) - 5.0  # a promise was just read: not quiet yet
+    part.clock.now += 1.0  # type: ignore[attr-defined]
+    part.tick({ISSUED: True, OBSERVED: True})
+    assert part.watermark() == unix(1, seconds=1) - 5.0
+    assert not part.outbox.take()  # due at 2 h: not yet
+    part.clock.now = unix(2, seconds=5)  # type: ignore[attr-defined]
+    part.tick({ISSUED: True, OBSERVED: True})
+    [violation] = by_stream(part.outbox.take(), "violations")
+    assert decode_violation(violation.value).data.reason == "not_delivered"
+
+
+def test_a_topic_with_unread_messages_holds_the_watermark_back():
+    part = partition(now=unix(10))
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    part.tick({ISSUED: True, OBSERVED: False})  # deliveries still to read: no firing
+    assert part.watermark() == float("-inf")
+    assert not by_stream(part.outbox.take(), "violations")
+
+
+def test_regression_an_orphan_read_before_any_promise_waits_its_ttl_from_a_real_watermark():
+    """Found by the SDK-versus-replay test: a delivery read before the promises topic was
+    read at all had its TTL counted from -inf and was dropped at once."""
+    part = partition()
+    send(part, OBSERVED, observe("o1", "p1", "delivered", ts(1)))
+    send(part, OBSERVED, observe("o2", "p8", "delivered", ts(30)), offset=1)
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    assert part.engine.promises["p1"].status == "kept"
+    assert not part.engine.stats.rejects
+
+
+def test_regression_a_delivery_read_far_ahead_of_the_promises_topic_waits_from_its_own_time():
+    """Found by the SDK-versus-replay test: reading a backlog, the deliveries topic ran a
+    day ahead of the promises topic; deliveries that came before their promise were timed
+    from the lagging watermark and dropped before the promise was read."""
+    part = partition()
+    send(part, ISSUED, promise("p0", "deliver_by", {"due_at": ts(40)}, at=ts(0)))
+    send(part, OBSERVED, observe("o1", "p1", "delivered", ts(30)))  # p1 comes at 29 h
+    for hour in range(1, 29):  # the promises topic catches up, a day and more
+        send(part, ISSUED, promise(f"q{hour}", "max_wait", {"max_seconds": 9}, at=ts(hour)), hour)
+    assert part.watermark() > unix(24)
+    send(part, ISSUED, promise("p1", "deliver_by", {"due_at": ts(31)}, at=ts(29)), 29)
+    assert part.engine.promises["p1"].status == "kept"
+    assert not part.engine.stats.rejects
+
+
+def test_a_key_that_is_not_the_promise_id_is_dead_lettered_with_where_it_came_from():
+    part = partition()
+    event = promise("p1", "deliver_by", DUE, at=ts(0))
+    [out] = send(part, ISSUED, event, offset=42, key=b"p2")
+    assert (out.stream, out.key, out.value) == ("dlq", b"p2", line(event))
+    headers = dict(out.headers)
+    assert headers["reason"] == b"invalid_event"
+    assert (headers["topic"], headers["partition"], headers["offset"]) == (
+        ISSUED.encode(),
+        b"3",
+        b"42",
+    )
+    assert b"key" in headers["message"] and b"p1" in headers["message"]
+    assert "p1" not in part.engine.promises
+
+
+def test_unparseable_bytes_are_dead_lettered_unchanged():
+    part = partition()
+    part.message(OBSERVED, 7, b"k", b"\xff{not json")
+    [out] = part.outbox.take()
+    assert out.value == b"\xff{not json"
+    assert dict(out.headers)["reason"] == b"invalid_json"
+
+
+def test_a_restored_partition_holds_the_same_state_and_says_its_emissions_again():
+    part = partition(now=unix(3))
+    before = send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    before += send(part, ISSUED, promise("p2", "deadline", {"open_until": ts(5)}, at=ts(0)), 1)
+    before += send(part, OBSERVED, observe("o1", "p2", "deadline_enforced", ts(1)))
+    before += send(part, OBSERVED, observe("o2", "p7", "delivered", ts(1)), offset=1)  # orphan
+    part.clock.now += 1.0  # type: ignore[attr-defined]
+    part.tick({ISSUED: True, OBSERVED: True})
+    before += part.outbox.take()
+    assert len(by_stream(before, "violations")) == 2  # enforced early; p1 not delivered by 2 h
+    table = dict(part.changes())
+    clocks = part.saved_clocks()
+
+    again = partition(now=unix(3, seconds=1))
+    again.restore([v for v in table.values() if v is not None], clocks)
+    assert again.watermark() == part.watermark()
+    said = again.outbox.take()
+    assert {decode_violation(o.value).data.violation_id for o in by_stream(said, "violations")} == {
+        decode_violation(o.value).data.violation_id for o in by_stream(before, "violations")
+    }
+    assert {o.key for o in by_stream(said, "outcomes")} == {b"p1", b"p2"}
+    # duplicates after the restore change nothing; the orphan is still waiting
+    send(again, OBSERVED, observe("o1", "p2", "deadline_enforced", ts(1)))
+    assert again.engine.stats.duplicates == 1
+    send(again, ISSUED, promise("p7", "deliver_by", DUE, at=ts(0)), offset=2)
+    assert again.engine.promises["p7"].status == "kept"
+
+
+def test_changes_name_each_changed_promise_once_and_deletions_as_none():
+    part = partition()
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    send(part, OBSERVED, observe("o1", "p1", "delivered", ts(1)))
+    changes = part.changes()
+    assert [pid for pid, _ in changes] == ["p1"]
+    assert orjson.loads(changes[0][1])["state"]["status"] == "kept"
+    assert part.changes() == []
