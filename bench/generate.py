@@ -648,6 +648,52 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
     return meta
 
 
+# --- moving a stream in time (live tests and benchmarks want recent events) --------------
+
+
+def shift_lines(lines: list[bytes], end: dt.datetime) -> list[bytes]:
+    """Every timestamp of every event moved so that the latest event time is ``end``; lines
+    that are not events are kept as they are."""
+    latest = max(filter(None, map(_time_of, lines)))
+    delta = end - latest
+    return [_shift(line, delta) for line in lines]
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    try:
+        stamp = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp.tzinfo is not None else None
+
+
+def _time_of(line: bytes) -> dt.datetime | None:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return _parse_time(event.get("time")) if isinstance(event, dict) else None
+
+
+def _shift(line: bytes, delta: dt.timedelta) -> bytes:
+    """Every timestamp of an event moved by ``delta``; lines that are not events unchanged."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(event, dict):
+        return line
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
+    for holder, name in [(event, "time"), (data, "expires_at")] + [
+        (terms, name) for name in ("open_until", "due_at", "until")
+    ]:
+        stamp = _parse_time(holder.get(name))
+        if stamp is not None:
+            holder[name] = (stamp + delta).isoformat()
+    return orjson.dumps(event)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", metavar="OUT.jsonl")

@@ -42,6 +42,8 @@ class Settings:
     tick_interval: float = 0.25  # seconds between wall-clock ticks
     quiet: float = 1.0  # a caught-up input partition this long without messages is quiet
     commit_interval: float = 1.0  # seconds between input offset commits
+    batch_size: int = 1000  # messages the agent takes at once (one flush per batch)
+    batch_wait: float = 0.02  # seconds it waits for a batch to fill
     data_dir: str = ".data/worker"  # Faust's local directory
     log_level: str = "warning"
 

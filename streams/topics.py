@@ -32,8 +32,13 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
+def kafka_config(settings: Settings) -> dict[str, str]:
+    """What every Kafka client of ours is given: where the brokers are."""
+    return {"bootstrap.servers": settings.kafka}
+
+
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka})
+    return AdminClient(kafka_config(settings))
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.generate import generate
+from bench.generate import generate, shift_lines
 from promise_tracker.emit import Emitter, InvalidEvent
 from streams.records import read_jsonl
 from streams.settings import Settings
@@ -54,10 +54,8 @@ def make_stream(tmp_path: Path, events: int, seed: int) -> Path:
     too, so both decide the same promises."""
     path = tmp_path / "stream.jsonl"
     generate(path, events=events, open_promises=max(events // 10, 10), seed=seed)
-    lines = path.read_bytes().splitlines()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    latest = max(filter(None, map(_time_of, lines)))
-    delta = now - dt.timedelta(minutes=2) - latest
+    lines = shift_lines(path.read_bytes().splitlines(), now - dt.timedelta(minutes=2))
     sentinel = {
         "specversion": "1.0",
         "type": "promise.issued",
@@ -70,44 +68,8 @@ def make_stream(tmp_path: Path, events: int, seed: int) -> Path:
             "terms": {"due_at": (now + dt.timedelta(days=30)).isoformat()},
         },
     }
-    shifted = [_shift(line, delta) for line in lines] + [orjson.dumps(sentinel)]
-    path.write_bytes(b"\n".join(shifted) + b"\n")
+    path.write_bytes(b"\n".join([*lines, orjson.dumps(sentinel)]) + b"\n")
     return path
-
-
-def _parse_time(value: object) -> dt.datetime | None:
-    try:
-        stamp = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return stamp if stamp.tzinfo is not None else None
-
-
-def _time_of(line: bytes) -> dt.datetime | None:
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return _parse_time(event.get("time")) if isinstance(event, dict) else None
-
-
-def _shift(line: bytes, delta: dt.timedelta) -> bytes:
-    """Every timestamp of an event moved by ``delta``; lines that are not events unchanged."""
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return line
-    if not isinstance(event, dict):
-        return line
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
-    for holder, name in [(event, "time"), (data, "expires_at")] + [
-        (terms, name) for name in ("open_until", "due_at", "until")
-    ]:
-        stamp = _parse_time(holder.get(name))
-        if stamp is not None:
-            holder[name] = (stamp + delta).isoformat()
-    return orjson.dumps(event)
 
 
 def replay_answer(stream: Path, tmp_path: Path) -> Answer:
