@@ -104,7 +104,7 @@ def _emit(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from streams.app import run_worker
+    from streams.worker import run_worker
 
     run_worker(_settings())
     return 0

@@ -35,6 +35,7 @@ from schemas.models import PromiseIssued
 from schemas.parse import parse
 from schemas.reject import Reject
 from streams.settings import Settings
+from streams.topics import producer_config
 
 
 class InvalidEvent(ValueError):
@@ -52,18 +53,6 @@ class DeliveryFailed(RuntimeError):
         shown = "; ".join(f"{eid}: {err}" for eid, err in errors[:5])
         super().__init__(f"{len(errors)} event(s) were not written to Kafka: {shown}")
         self.errors = errors
-
-
-def producer_config(settings: Settings) -> dict[str, Any]:
-    """The producer every emitter should use (the partitioner matters: see the module doc)."""
-    return {
-        "bootstrap.servers": settings.kafka,
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-    }
 
 
 def _now() -> str:

@@ -1,7 +1,7 @@
 """The rule engine: events and a watermark in, violations, outcomes and rejects out.
 
 Pure: no Kafka, no ClickHouse, no clock of its own (``clock`` is passed in and only
-stamps ``detected_at``). The offline replay drives it; the Faust worker (planned) will too.
+stamps ``detected_at``). The offline replay and the live worker (streams/worker.py) drive it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One input partition, live: the engine, SPEC section 2's live watermark, and the bytes to
-persist and to send. Pure: the Faust agent hands it messages and ticks and does the I/O, so
+persist and to send. Pure: the worker hands it messages and the wall clock and does the I/O, so
 everything here is tested without a broker.
 """
 
@@ -49,8 +49,9 @@ class Output(NamedTuple):
     headers: list[tuple[str, bytes]] | None = None
 
 
-encode_clocks = msgspec.json.Encoder().encode
-decode_clocks = msgspec.json.Decoder(Clocks).decode
+# MessagePack: a topic not read yet has a time of -inf, which JSON cannot carry
+encode_clocks = msgspec.msgpack.Encoder().encode
+decode_clocks = msgspec.msgpack.Decoder(Clocks).decode
 
 
 def reject_headers(reject: Reject) -> list[tuple[str, bytes]]:

@@ -9,7 +9,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 PREFIX = "PROMISE_TRACKER_"
 _UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -24,7 +23,7 @@ class Settings:
     """Every knob of the live pipeline; ``from_env`` documents the variable for each."""
 
     kafka: str = "127.0.0.1:9092"  # bootstrap servers, host:port[,host:port]
-    app_id: str = "promise-tracker"  # Faust app id: the consumer group and changelog names
+    app_id: str = "promise-tracker"  # the consumer group, and the changelog topic's name
     partitions: int = 8  # of every topic; the input topics must be co-partitioned
     replication: int = 1  # replication factor of the topics it creates (say 3 in production)
     topic_prefix: str = ""  # prepended to every topic name and the app id (tests, tenants)
@@ -33,19 +32,20 @@ class Settings:
     topic_violations: str = "promises.violations"
     topic_outcomes: str = "promises.outcomes"
     topic_dlq: str = "promises.dlq"
-    topic_ticks: str = "promises.ticks"  # wall-clock ticks, one per owned partition
+    # a stable name per worker (e.g. the pod name) makes its restarts rejoin the group at
+    # once with the same partitions; empty: a restart waits for the old session to expire
+    instance: str = ""
+    session_timeout: float = 10.0  # seconds without heartbeats before a worker is dropped
     lateness: float = 5.0  # seconds the watermark trails the largest event time
     retention: float = 7 * 86400.0  # event-time seconds a closed promise's state is kept
     orphan_ttl: float = 86400.0  # how long an observation waits for its promise
     max_orphans: int = 100_000  # per partition; beyond it the oldest orphan is rejected
     max_future: float = 300.0  # how far ahead of the wall clock an event may be
-    tick_interval: float = 0.25  # seconds between wall-clock ticks
+    tick_interval: float = 0.25  # seconds between wall-clock checks of quiet partitions
     quiet: float = 1.0  # a caught-up input partition this long without messages is quiet
-    commit_interval: float = 1.0  # seconds between input offset commits
-    batch_size: int = 1000  # messages the agent takes at once (one flush per batch)
-    batch_wait: float = 0.02  # seconds it waits for a batch to fill
-    data_dir: str = ".data/worker"  # Faust's local directory
-    log_level: str = "warning"
+    batch_size: int = 2000  # messages taken at once: one flush and one commit per batch
+    batch_wait: float = 0.02  # seconds to wait for a batch to fill
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,16 +100,13 @@ class Settings:
         return self.topic(self.topic_dlq)
 
     @property
-    def ticks(self) -> str:
-        return self.topic(self.topic_ticks)
-
-    @property
     def group(self) -> str:
         return self.topic_prefix + self.app_id
 
     @property
-    def data_path(self) -> Path:
-        return Path(self.data_dir)
+    def changelog(self) -> str:
+        """The worker's state, one compacted partition per input partition."""
+        return f"{self.group}-state-changelog"
 
 
 def _duration(name: str, raw: str) -> float:

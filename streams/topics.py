@@ -1,11 +1,13 @@
 """Create the pipeline's topics with explicit partition counts, and check existing ones.
 
-The two input topics and the ticks topic must have the same partition count as the worker's
-tables (co-partitioning): a promise and its deliveries meet in one partition number, and a
-table's changelog partition is its source partition.
+The two input topics and the worker's changelog must have the same partition count
+(co-partitioning): a promise and its deliveries meet in one partition number, and the state
+of input partition P is kept in changelog partition P.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -25,7 +27,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     return {
         settings.issued: {},
         settings.observed: {},
-        settings.ticks: {"retention.ms": str(HOUR_MS)},
+        settings.changelog: compacted,
         settings.violations: compacted,
         settings.outcomes: compacted,
         settings.dlq: {"retention.ms": str(30 * 24 * HOUR_MS)},
@@ -35,6 +37,19 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
 def kafka_config(settings: Settings) -> dict[str, str]:
     """What every Kafka client of ours is given: where the brokers are."""
     return {"bootstrap.servers": settings.kafka}
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The producer every emitter should use: keys hashed with murmur2, as Kafka's Java
+    clients hash them, so that a promise and its deliveries meet in one partition."""
+    return {
+        **kafka_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -49,14 +64,14 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     client = admin(settings)
     specs = topic_specs(settings)
     existing = client.list_topics(timeout=timeout).topics
-    copartitioned = (settings.issued, settings.observed, settings.ticks)
+    copartitioned = (settings.issued, settings.observed, settings.changelog)
     for name in copartitioned:
         meta = existing.get(name)
         if meta is not None and meta.error is None and len(meta.partitions) != settings.partitions:
             raise TopicError(
                 f"topic {name} has {len(meta.partitions)} partitions but "
                 f"PROMISE_TRACKER_PARTITIONS is {settings.partitions}: the input topics, the "
-                "ticks topic and the worker must agree (set the variable to the topic's count)"
+                "changelog and the worker must agree (set the variable to the topic's count)"
             )
     missing = [
         NewTopic(name, settings.partitions, settings.replication, config=config)

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from promise_tracker.emit import producer_config
 from streams.settings import PREFIX, Settings
+from streams.topics import producer_config
 from tests.support import ROOT
 
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"

@@ -150,6 +150,17 @@ def test_a_restored_partition_holds_the_same_state_and_says_its_emissions_again(
     assert again.engine.promises["p7"].status == "kept"
 
 
+def test_regression_clocks_of_a_topic_never_read_survive_a_restore():
+    """Found by the SIGKILL test: -inf (a topic not read yet) was saved as JSON null and
+    the restarted worker could not read its own clocks."""
+    part = partition()
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    again = partition()
+    again.restore([v for _, v in part.changes() if v is not None], part.saved_clocks())
+    assert again.clocks == part.clocks
+    assert again.clocks.event_time[OBSERVED] == float("-inf")
+
+
 def test_changes_name_each_changed_promise_once_and_deletions_as_none():
     part = partition()
     send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
