@@ -337,3 +337,33 @@ def test_a_missed_deadline_fires_on_a_quiet_stream(kafka, tmp_path):
     finally:
         outputs.close()
         worker.stop()
+
+
+def test_two_workers_share_the_partitions_and_give_the_replay_answer(kafka, tmp_path):
+    """One consumer group: each worker owns some partition numbers of both input topics,
+    and a second worker joining mid-stream moves partitions without changing the answer."""
+    settings = fresh_settings(kafka, partitions=4)
+    ensure_topics(settings)
+    stream = make_stream(tmp_path, events=8000, seed=13)
+    expected = replay_answer(stream, tmp_path)
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    second = WorkerProcess(settings, tmp_path / "second.log")
+    outputs = Outputs(settings)
+    try:
+        total = len(stream.read_bytes().splitlines())
+        send(stream, settings, slice(0, total // 2))
+        second.start()  # joins while the first works: a rebalance mid-stream
+        send(stream, settings, slice(total // 2, None))
+        assert_reaches(outputs, expected, first, timeout=120)
+        assert second.alive(), second.tail()
+        owned = [
+            re.findall(r"assigned partitions \[([\d, ]*)\]", w.log.read_text())[-1]
+            for w in (first, second)
+        ]
+        numbers = sorted(int(n) for part in owned for n in part.split(",") if n.strip())
+        assert numbers == [0, 1, 2, 3], owned  # split between them, each number once
+        assert all(part.strip() for part in owned), owned
+    finally:
+        outputs.close()
+        first.stop()
+        second.stop()
