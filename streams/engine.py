@@ -436,7 +436,6 @@ class Engine:
     def restore(self, entries: Iterable[Entry], watermark: float) -> None:
         """Rebuild a fresh engine from persisted entries; timers and queues are derived."""
         assert not self.promises and not self._orphans, "restore() needs a fresh engine"
-        self.watermark = watermark
         stamped: list[tuple[float, str]] = []
         tombstones: list[tuple[float, str]] = []
         for entry in entries:
@@ -467,7 +466,8 @@ class Engine:
         heapq.heapify(stamped)
         self._orphan_queue = stamped
         self._tombstone_queue.extend(sorted(tombstones))
-        self._wake_at = self._next_sweep = -INF  # the next advance() looks at everything
+        self._wake_at = self._next_sweep = -INF
+        self.advance(watermark)  # whatever fell due before the crash fires now
 
     def announce(self) -> None:
         """Hand every held promise's last emissions and outcome to the listener again.

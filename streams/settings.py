@@ -43,7 +43,8 @@ class Settings:
     max_future: float = 300.0  # how far ahead of the wall clock an event may be
     tick_interval: float = 0.25  # seconds between wall-clock checks of quiet partitions
     quiet: float = 1.0  # a caught-up input partition this long without messages is quiet
-    batch_size: int = 2000  # messages taken at once: one flush and one commit per batch
+    batch_size: int = 2000  # messages taken from the consumer at once
+    commit_interval: float = 0.5  # seconds between flush-and-commit points
     batch_wait: float = 0.02  # seconds to wait for a batch to fill
     log_level: str = "info"
 

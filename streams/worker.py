@@ -9,9 +9,13 @@ at-least-once with idempotent state and deterministic ids) on confluent-kafka di
 
 * the range assignor gives a member the same partition numbers of both input topics;
 * on assignment, each partition's engine is rebuilt from its changelog partition;
-* messages are taken in batches; each changes the engine, and the entries it changed are
-  coalesced per batch; the changelog records and the outputs are produced, the producer
-  is flushed (the broker has them), and only then are the input offsets committed;
+* messages are taken in batches and applied; at the end of a batch the entries they
+  changed (each id once) go to the changelog and the producer is flushed, and only then
+  are the batch's outputs produced: an emission never reaches its topic before the state
+  that made it is on the broker (else a crash in between could leave an emission that the
+  restarted worker, reading the input in another interleaving, never makes or retracts);
+* every ``commit_interval`` the producer is flushed again and the input offsets are
+  committed;
 * after a crash, input since the last commit is read again: its effects are in the
   changelog already, so it counts as duplicates, and the rebuilt engine says its
   emissions again under their deterministic ids (anything the crash cut off is re-sent);
@@ -37,7 +41,7 @@ from confluent_kafka import (
 )
 
 from streams.engine import EngineConfig
-from streams.live import Partition
+from streams.live import Output, Partition
 from streams.settings import Settings
 from streams.topics import ensure_topics, kafka_config, producer_config
 
@@ -101,6 +105,7 @@ class Worker:
         self.partitions: dict[int, Partition] = {}
         self.positions: dict[tuple[str, int], int] = {}  # next offset to commit
         self._changelog: dict[tuple[int, bytes], bytes | None] = {}  # coalesced per batch
+        self._outbox: list[Output] = []  # sent once the batch's state is on the broker
         self._refused: list[str] = []
         self._saved_clocks: dict[int, bytes] = {}
         self._stop = False
@@ -117,7 +122,7 @@ class Worker:
             on_revoke=self._revoked,
             on_lost=self._lost,
         )
-        next_tick = next_report = 0.0
+        next_tick = next_commit = next_report = 0.0
         reported = 0
         clean = False
         try:
@@ -129,7 +134,10 @@ class Worker:
                 if now >= next_tick:
                     self._tick()
                     next_tick = now + settings.tick_interval
-                self._commit()
+                self._persist_then_send()
+                if now >= next_commit:
+                    self._commit()
+                    next_commit = now + settings.commit_interval
                 if now >= next_report:
                     if self.processed > reported:
                         log.info("%d messages processed", self.processed)
@@ -161,7 +169,7 @@ class Worker:
         except Exception as exc:  # a bug: never lose the message, never stop the worker
             log.exception("failed on %s[%d]@%d", topic, number, offset)
             self._dead_letter(message, exc)
-            self._flush()  # what earlier messages changed is kept...
+            self._persist_then_send()  # what earlier messages changed is kept...
             self.partitions[number] = self._restore(number)  # ...this one's half-change not
             return
         self._collect(part)
@@ -182,15 +190,15 @@ class Worker:
         return high >= 0 and part.next_offset.get(topic, 0) >= high
 
     def _collect(self, part: Partition) -> None:
-        for out in part.outbox.take():
-            self._produce(self.outputs[out.stream], out.key, out.value, headers=out.headers)
+        self._outbox += part.outbox.take()
         for pid, value in part.changes():
             self._changelog[(part.number, ENTRY + pid.encode())] = value
 
     # --- persistence and commits ---------------------------------------------------------
 
     def _commit(self) -> None:
-        """Changelog records out, everything on the broker, then the input offsets."""
+        """Everything on the broker, then the input offsets."""
+        self._persist_then_send()
         self._flush()
         if self.positions:
             offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
@@ -200,11 +208,21 @@ class Worker:
             except KafkaException as exc:  # e.g. mid-rebalance: read again later
                 log.warning("commit: %s", exc)
 
+    def _persist_then_send(self) -> None:
+        """The batch's changed entries to the changelog, flushed; then its outputs."""
+        if self._changelog:
+            changelog = self.settings.changelog
+            for (number, key), value in self._changelog.items():
+                self._produce(changelog, key, value, partition=number)
+            self._changelog.clear()
+            self._flush()
+        outputs = self.outputs
+        for out in self._outbox:
+            self._produce(outputs[out.stream], out.key, out.value, headers=out.headers)
+        self._outbox.clear()
+        self.producer.poll(0)
+
     def _flush(self) -> None:
-        changelog = self.settings.changelog
-        for (number, key), value in self._changelog.items():
-            self._produce(changelog, key, value, partition=number)
-        self._changelog.clear()
         while self.producer.flush(5.0):
             log.warning("the broker has not taken the batch's records yet: waiting")
         if self._refused:
@@ -234,17 +252,19 @@ class Worker:
             self._refused.append(f"{message.topic()}[{message.partition()}]: {err}")
 
     def _dead_letter(self, message: Any, exc: BaseException) -> None:
-        self._produce(
-            self.outputs["dlq"],
-            message.key(),
-            message.value(),
-            headers=[
-                ("reason", b"invalid_event"),
-                ("message", f"the worker failed on this event ({exc!r}): a bug".encode()),
-                ("topic", message.topic().encode()),
-                ("partition", str(message.partition()).encode()),
-                ("offset", str(message.offset()).encode()),
-            ],
+        self._outbox.append(
+            Output(
+                "dlq",
+                message.key(),
+                message.value(),
+                [
+                    ("reason", b"invalid_event"),
+                    ("message", f"the worker failed on this event ({exc!r}): a bug".encode()),
+                    ("topic", message.topic().encode()),
+                    ("partition", str(message.partition()).encode()),
+                    ("offset", str(message.offset()).encode()),
+                ],
+            )
         )
 
     # --- ownership -----------------------------------------------------------------------
@@ -260,6 +280,7 @@ class Worker:
         """Before another member takes them: everything of ours on the broker, committed."""
         log.info("revoked partitions %s", sorted({tp.partition for tp in revoked}))
         try:
+            self._persist_then_send()
             self._flush()
             mine = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
             if mine:
@@ -273,6 +294,7 @@ class Worker:
     def _lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         log.warning("lost partitions %s", sorted({tp.partition for tp in lost}))
         self._changelog.clear()
+        self._outbox.clear()
         self.positions.clear()
         for tp in lost:
             self.partitions.pop(tp.partition, None)
@@ -315,6 +337,7 @@ class Worker:
     def _close(self, commit: bool) -> None:
         try:
             if commit:
+                self._persist_then_send()
                 self._flush()
                 offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
                 if offsets:

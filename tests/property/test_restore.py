@@ -17,32 +17,63 @@ INF = float("inf")
 
 
 def crashing_run(
-    events: list[dict], lateness: float, crashes: list[int], commit_every: int
+    events: list[dict],
+    lateness: float,
+    crashes: list[tuple[int, bool]],
+    batch: int,
+    commit_every: int,
 ) -> tuple[dict, dict, list]:
-    """Drive the engine as the worker does: persist each changed entry after every event,
-    commit the input every few events. A crash loses the engine and every emission since
-    the last commit; the restarted engine restores from the entries (which may be ahead of
-    the commit), says its emissions again, and re-reads the input from the commit."""
+    """Drive the engine as the worker does, crashing it at the given positions.
+
+    Every ``batch`` events the worker persists the entries changed in the batch and then
+    sends the batch's emissions (the other order is wrong: see tests/unit/test_live.py);
+    every
+    ``commit_every`` batches it commits its input position. A crash loses the engine and
+    whatever was not yet persisted or sent; a crash flagged True falls between the two
+    steps of a batch's end. The restarted engine restores from what was persisted (which
+    may be ahead of the commit), says its emissions again and re-reads from the commit.
+    Returns the final state as the output topic tells it."""
     raws = [line(event) for event in events]
-    out = Collected()
+    out = Collected()  # the engine's listener: emissions wait there until sent
+    topic: list = []  # the output topic
     store: dict[str, bytes] = {}
-    max_time = -INF
+    changed: dict[str, bytes | None] = {}
+    max_time = stored_max = -INF
 
     def fresh() -> Engine:
         engine = Engine(EngineConfig(), out, clock=lambda: 0.0)
         engine.dirty = set()
         return engine
 
+    def persist() -> None:
+        nonlocal stored_max
+        stored_max = max_time  # the worker persists its clocks with the entries
+        for pid, value in changed.items():
+            if value is None:
+                store.pop(pid, None)
+            else:
+                store[pid] = value
+        changed.clear()
+
+    def send() -> None:
+        topic.extend(out.emissions)
+        out.emissions.clear()
+
     engine = fresh()
-    position = committed = sent_at_commit = 0
-    pending = sorted(set(crashes))
+    position = committed = batches = 0
+    pending = sorted(crashes)
     while position < len(raws):
-        if pending and pending[0] <= position:
-            pending.pop(0)
-            del out.emissions[sent_at_commit:]  # never reached the output topic
+        if pending and pending[0][0] <= position:
+            _, halfway = pending.pop(0)
+            if halfway:  # the batch's state was persisted, its emissions not sent
+                persist()
+            out.emissions.clear()
+            changed.clear()
             engine = fresh()
+            max_time = stored_max
             engine.restore((decode_entry(raw) for raw in store.values()), max_time - lateness)
             engine.announce()
+            send()  # what it says again describes persisted state
             position = committed
             continue
         event = parse(raws[position], origin=position)
@@ -55,17 +86,24 @@ def crashing_run(
                 engine.advance(max_time - lateness)
         for pid in engine.dirty:
             entry = engine.entry(pid)
-            if entry is None:
-                store.pop(pid, None)
-            else:
-                store[pid] = encode_entry(entry)
+            changed[pid] = None if entry is None else encode_entry(entry)
         engine.dirty.clear()
         position += 1
-        if position % commit_every == 0:
-            committed, sent_at_commit = position, len(out.emissions)
+        if position % batch == 0 or position == len(raws):
+            persist()
+            send()
+            batches += 1
+            if batches % commit_every == 0:
+                committed = position
     engine.finish()
+    persist()
+    send()
+    out.emissions = topic
     active, outcomes, rejected = _summary(engine, out)
     return active, outcomes, sorted(set(rejected))
+
+
+CRASHES = st.lists(st.tuples(st.integers(0, 16), st.booleans()), max_size=4)
 
 
 @FAST
@@ -73,10 +111,11 @@ def crashing_run(
 def test_crash_and_restore_end_where_an_uninterrupted_run_ends(data):
     events = data.draw(streams())
     lateness = data.draw(LATENESS)
-    crashes = data.draw(st.lists(st.integers(0, len(events)), max_size=4))
-    commit_every = data.draw(st.integers(1, 5))
+    crashes = data.draw(CRASHES)
+    batch = data.draw(st.integers(1, 4))
+    commit_every = data.draw(st.integers(1, 3))
     active, outcomes, rejected = final_state(events, lateness)
-    assert crashing_run(events, lateness, crashes, commit_every) == (
+    assert crashing_run(events, lateness, crashes, batch, commit_every) == (
         active,
         outcomes,
         sorted(set(rejected)),

@@ -161,6 +161,55 @@ def test_regression_clocks_of_a_topic_never_read_survive_a_restore():
     assert again.clocks.event_time[OBSERVED] == float("-inf")
 
 
+def last_states(outputs) -> dict[str, str]:
+    last = {}
+    for out in by_stream(outputs, "violations"):
+        record = decode_violation(out.value).data
+        last[record.violation_id] = record.state
+    return last
+
+
+def test_regression_an_emission_must_not_reach_its_topic_before_its_state_is_persisted():
+    """Found by the SIGKILL integration test. A tick fires p1's not_delivered; the emission
+    is sent, the worker dies before persisting the state that made it. The restarted worker
+    happens to read the delivery before the promise, so it decides p1 kept without ever
+    emitting (or retracting) that violation: the stale emission stays the last word. With
+    the state persisted first (the worker's order), the restarted engine knows what it
+    emitted and retracts it."""
+
+    def first_run() -> tuple[Partition, list]:
+        part = partition(now=unix(3))
+        send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+        part.clock.now += 1.0  # type: ignore[attr-defined]
+        part.tick({ISSUED: True, OBSERVED: True})  # quiet: the watermark passes 2 h
+        emitted = part.outbox.take()
+        assert list(last_states(emitted).values()) == ["active"]
+        return part, emitted
+
+    def second_run(persisted: list[bytes], clocks: bytes | None) -> Partition:
+        part = partition(now=unix(3, seconds=2))
+        part.restore(persisted, clocks)
+        return part
+
+    # wrong order: sent, then the crash before the state was persisted
+    _, topic = first_run()
+    again = second_run([], None)
+    topic += send(again, OBSERVED, observe("o1", "p1", "delivered", ts(1)))
+    topic += send(again, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    assert again.engine.promises["p1"].status == "kept"
+    assert list(last_states(topic).values()) == ["active"]  # stale
+
+    # the worker's order: persisted, then sent, then the crash
+    part, topic = first_run()
+    persisted = [v for _, v in part.changes() if v is not None]
+    again = second_run(persisted, part.saved_clocks())
+    topic += again.outbox.take()  # what the restored engine says again
+    topic += send(again, OBSERVED, observe("o1", "p1", "delivered", ts(1)))
+    topic += send(again, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    assert again.engine.promises["p1"].status == "kept"
+    assert list(last_states(topic).values()) == ["retracted"]
+
+
 def test_changes_name_each_changed_promise_once_and_deletions_as_none():
     part = partition()
     send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
