@@ -178,7 +178,17 @@ def assert_reaches(outputs: Outputs, expected: Answer, worker: WorkerProcess, ti
         for k in expected.violations.keys() & got.violations.keys()
         if expected.violations[k] != got.violations[k]
     ]
-    assert (missing, extra, changed[:3]) == (set(), set(), []), worker.tail()
+    detail = [
+        (vid, expected.violations.get(vid, got.violations.get(vid)))
+        for vid in sorted(missing | extra)[:3]
+    ]
+    detail_text = "\n".join(
+        f"{vid}: {record['promise_id']} {record['reason']} expected "
+        f"{expected.outcomes.get(record['promise_id'], {}).get('status')}, live "
+        f"{got.outcomes.get(record['promise_id'], {}).get('status')}"
+        for vid, record in detail
+    )
+    assert (len(missing), len(extra), changed[:3]) == (0, 0, []), f"{detail_text}\n{worker.tail()}"
     bad_outcomes = {
         pid: (expected.outcomes.get(pid), got.outcomes.get(pid))
         for pid in expected.outcomes.keys() | got.outcomes.keys()
