@@ -651,10 +651,16 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
 # --- moving a stream in time (live tests and benchmarks want recent events) --------------
 
 
-def shift_lines(lines: list[bytes], end: dt.datetime) -> list[bytes]:
-    """Every timestamp of every event moved so that the latest event time is ``end``; lines
-    that are not events are kept as they are."""
-    latest = max(filter(None, map(_time_of, lines)))
+def shift_lines(lines: list[bytes], end: dt.datetime, *, terms: bool = False) -> list[bytes]:
+    """Every timestamp of every event moved so that the latest event time (with ``terms``:
+    the latest timestamp of any kind, due dates included) is ``end``; lines that are not
+    events are kept as they are."""
+    latest = max(
+        stamp
+        for line in lines
+        for _, name, stamp in _stamps(_event_of(line))
+        if terms or name == "time"
+    )
     delta = end - latest
     return [_shift(line, delta) for line in lines]
 
@@ -667,30 +673,35 @@ def _parse_time(value: object) -> dt.datetime | None:
     return stamp if stamp.tzinfo is not None else None
 
 
-def _time_of(line: bytes) -> dt.datetime | None:
+def _event_of(line: bytes) -> dict | None:
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    return _parse_time(event.get("time")) if isinstance(event, dict) else None
+    return event if isinstance(event, dict) else None
+
+
+def _stamps(event: dict | None) -> list[tuple[dict, str, dt.datetime]]:
+    """(holder, field name, time) of every timestamp an event carries."""
+    if event is None:
+        return []
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
+    places = [(event, "time"), (data, "expires_at")] + [
+        (terms, name) for name in ("open_until", "due_at", "until")
+    ]
+    found = [(holder, name, _parse_time(holder.get(name))) for holder, name in places]
+    return [(holder, name, stamp) for holder, name, stamp in found if stamp is not None]
 
 
 def _shift(line: bytes, delta: dt.timedelta) -> bytes:
     """Every timestamp of an event moved by ``delta``; lines that are not events unchanged."""
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
+    event = _event_of(line)
+    stamps = _stamps(event)
+    if not stamps:
         return line
-    if not isinstance(event, dict):
-        return line
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
-    for holder, name in [(event, "time"), (data, "expires_at")] + [
-        (terms, name) for name in ("open_until", "due_at", "until")
-    ]:
-        stamp = _parse_time(holder.get(name))
-        if stamp is not None:
-            holder[name] = (stamp + delta).isoformat()
+    for holder, name, stamp in stamps:
+        holder[name] = (stamp + delta).isoformat()
     return orjson.dumps(event)
 
 

@@ -5,6 +5,7 @@ everything here is tested without a broker.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -67,6 +68,18 @@ def reject_headers(reject: Reject) -> list[tuple[str, bytes]]:
             ("offset", str(origin.offset).encode()),
         ]
     return headers
+
+
+def _decode_entry(raw: bytes) -> Entry:
+    """An entry as persisted; its waiting observations' origins become ``Origin`` again
+    (JSON keeps them as plain arrays), so their rejects still say where they came from."""
+    entry = decode_entry(raw)
+    for orphan in entry.orphans:
+        if isinstance(orphan.origin, list) and len(orphan.origin) == 4:
+            topic, partition, offset, key = orphan.origin
+            key = base64.b64decode(key) if isinstance(key, str) else key  # JSON bytes
+            orphan.origin = Origin(topic, partition, offset, key)
+    return entry
 
 
 class Outbox:
@@ -132,7 +145,7 @@ class Partition:
             for topic in self.inputs:
                 self.clocks.event_time[topic] = saved.event_time.get(topic, -INF)
                 self.clocks.quiet_at[topic] = saved.quiet_at.get(topic, -INF)
-        self.engine.restore((decode_entry(raw) for raw in entries), self.watermark())
+        self.engine.restore(map(_decode_entry, entries), self.watermark())
         self.engine.announce()
 
     # --- input -----------------------------------------------------------------------

@@ -210,6 +210,20 @@ def test_regression_an_emission_must_not_reach_its_topic_before_its_state_is_per
     assert list(last_states(topic).values()) == ["retracted"]
 
 
+def test_regression_a_restored_orphan_still_says_where_it_came_from_when_rejected():
+    """Found reading the DLQ of the SIGKILL test: orphans restored from JSON lost their
+    origin, and their unknown_promise rejects had no topic, partition or offset."""
+    part = partition()
+    send(part, OBSERVED, observe("o1", "p1", "delivered", ts(0)), offset=7)
+    again = partition()
+    again.restore([v for _, v in part.changes() if v is not None], part.saved_clocks())
+    again.engine.finish()
+    [out] = again.outbox.take()
+    headers = dict(out.headers)
+    assert headers["reason"] == b"unknown_promise"
+    assert (out.key, headers["topic"], headers["offset"]) == (b"p1", OBSERVED.encode(), b"7")
+
+
 def test_changes_name_each_changed_promise_once_and_deletions_as_none():
     part = partition()
     send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
