@@ -60,6 +60,7 @@ def consumer(settings: Settings, group: str | None = None) -> Consumer:
             "group.id": group or f"bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,  # a reader that waits adds its wait to latencies
         }
     )
 

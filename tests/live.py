@@ -113,6 +113,7 @@ class TopicReader:
                 "group.id": f"reader-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,  # a reader that waits adds its wait to latencies
             }
         )
         partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
