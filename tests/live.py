@@ -38,6 +38,35 @@ def start_broker(port: int, data: Path) -> Broker:
     return Broker(f"127.0.0.1:{port}", started=True)
 
 
+def ready(kafka: str, timeout: float = 120.0) -> None:
+    """Serving is not ready: wait until an idempotent producer's record is read back by a
+    consumer group (the producer-id and group coordinators of a new broker load lazily)."""
+    settings = fresh_settings(kafka, partitions=1)
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    producer = Producer(producer_config(settings))
+    producer.produce(settings.issued, b"ready", b"ready")
+    assert producer.flush(timeout) == 0, "the broker did not take a record"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": settings.group,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([settings.issued])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                return
+        raise TimeoutError(f"no consumer group could read from {kafka} in {timeout:g} s")
+    finally:
+        consumer.close()
+
+
 def stop_broker(port: int, data: Path) -> None:
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(data)}
     subprocess.run([KAFKA_SH, "stop"], env=env, check=True, timeout=120)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live import start_broker, stop_broker
+from tests.live import ready, start_broker, stop_broker
 from tests.support import ROOT
 
 PORT = int(os.environ.get("PROMISE_TRACKER_TEST_KAFKA_PORT", "19092"))
@@ -21,6 +21,7 @@ DATA = ROOT / ".data" / f"test-kafka-{PORT}"
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[str]:
     broker = start_broker(PORT, DATA)
+    ready(broker.address)
     yield broker.address
     if broker.started:
         stop_broker(PORT, DATA)
