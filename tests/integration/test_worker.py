@@ -42,6 +42,9 @@ QUIET = 3600.0
 # the two differ for observations whose promise is in a later part (see docs/live.md):
 # these tests are about crashes and partitions, so both sides get a TTL nothing reaches.
 ORPHAN_TTL = 3650 * 86_400.0
+# Likewise the retention: the streams span about a week, and which early events are
+# older than "watermark minus 7 days" depends on how far each partition has read.
+RETENTION = 3650 * 86_400.0
 PARTITIONS = 4
 
 
@@ -104,7 +107,8 @@ def replay_answer(stream: Path, tmp_path: Path) -> Answer:
     subprocess.run(
         [sys.executable, "-m", "promise_tracker.cli", "replay", str(stream), "--quiet"]
         + ["--violations", str(files["v"]), "--outcomes", str(files["o"])]
-        + ["--rejects", str(files["r"]), "--orphan-ttl", str(ORPHAN_TTL)],
+        + ["--rejects", str(files["r"]), "--orphan-ttl", str(ORPHAN_TTL)]
+        + ["--retention", str(RETENTION)],
         check=True,
         cwd=ROOT,
         timeout=300,
@@ -122,27 +126,29 @@ def replay_answer(stream: Path, tmp_path: Path) -> Answer:
 
 
 def send(stream: Path, settings: Settings, lines: slice = slice(None)) -> int:
-    """Valid lines through the SDK, the rest as raw bytes; returns how many were raw."""
+    """Valid lines through the SDK, the rest as raw bytes; returns how many were raw.
+
+    The sentinels go last, once everything before them is on the broker: sent by another
+    producer, they could otherwise overtake older events and make them too late."""
     raw = 0
-    junk = raw_producer(settings.kafka)
+    other = raw_producer(settings.kafka)
+    sentinels = []
     with Emitter(settings) as emitter:
         for line in stream.read_bytes().splitlines()[lines]:
             sentinel = re.search(rb'"(sentinel-\d+-p(\d+))"', line)
-            if sentinel:  # to its own partition, keyed by its promise id as the SDK does
-                key, number = sentinel.group(1), int(sentinel.group(2))
-                junk.produce(
-                    settings.observed if b"delivered" in line else settings.issued,
-                    key=key,
-                    value=line,
-                    partition=number,
-                )
+            if sentinel:
+                sentinels.append((sentinel, line))
                 continue
             try:
                 emitter.send_event(line)
             except InvalidEvent:
-                junk.produce(settings.issued, value=line)
+                other.produce(settings.issued, value=line)
                 raw += 1
-    assert junk.flush(30) == 0
+    for sentinel, line in sentinels:  # to its own partition, keyed by its promise id
+        key, number = sentinel.group(1), int(sentinel.group(2))
+        topic = settings.observed if b"delivered" in line else settings.issued
+        other.produce(topic, key=key, value=line, partition=number)
+    assert other.flush(30) == 0
     return raw
 
 
@@ -189,7 +195,9 @@ class Outputs:
 @pytest.fixture
 def live(kafka: str, tmp_path: Path):
     """Settings with their own topics (created), and the workers started under them."""
-    settings = fresh_settings(kafka, partitions=PARTITIONS, quiet=QUIET, orphan_ttl=ORPHAN_TTL)
+    settings = fresh_settings(
+        kafka, partitions=PARTITIONS, quiet=QUIET, orphan_ttl=ORPHAN_TTL, retention=RETENTION
+    )
     ensure_topics(settings)
     workers: list[WorkerProcess] = []
 
@@ -253,7 +261,12 @@ def test_a_killed_worker_recovers_its_state_and_the_answer_is_unchanged(kafka, t
     """SIGKILL at random moments (joining, restoring, mid-batch, idle) while the stream
     arrives in parts; after the last restart the answer is the replay's."""
     settings = fresh_settings(
-        kafka, partitions=PARTITIONS, instance="worker-a", quiet=QUIET, orphan_ttl=ORPHAN_TTL
+        kafka,
+        partitions=PARTITIONS,
+        instance="worker-a",
+        quiet=QUIET,
+        orphan_ttl=ORPHAN_TTL,
+        retention=RETENTION,
     )
     ensure_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -392,7 +405,9 @@ def test_a_missed_deadline_fires_on_a_quiet_stream(kafka, tmp_path):
 def test_two_workers_share_the_partitions_and_give_the_replay_answer(kafka, tmp_path):
     """One consumer group: each worker owns some partition numbers of both input topics,
     and a second worker joining mid-stream moves partitions without changing the answer."""
-    settings = fresh_settings(kafka, partitions=PARTITIONS, quiet=QUIET, orphan_ttl=ORPHAN_TTL)
+    settings = fresh_settings(
+        kafka, partitions=PARTITIONS, quiet=QUIET, orphan_ttl=ORPHAN_TTL, retention=RETENTION
+    )
     ensure_topics(settings)
     stream = make_stream(tmp_path, events=8000, seed=13)
     expected = replay_answer(stream, tmp_path)
