@@ -3,30 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
+from sinks.store import StoreError
 from streams.engine import EngineConfig
 
 
 def _replay(args: argparse.Namespace) -> int:
     from streams.replay import ReplayError, replay
 
+    outputs = (args.violations, args.outcomes, args.rejects)
+    if args.clickhouse is None and None in outputs:
+        print(
+            "promise-tracker replay: give --violations, --outcomes and --rejects "
+            "(or --clickhouse PATH to write the tables instead)",
+            file=sys.stderr,
+        )
+        return 2
     config = EngineConfig(retention=args.retention, orphan_ttl=args.orphan_ttl)
+    store = sink = None
     try:
+        if args.clickhouse is not None:
+            store, sink = _replay_store(args.clickhouse, args.database)
         summary = replay(
             [Path(p) for p in args.inputs],
-            Path(args.violations),
-            Path(args.outcomes),
-            Path(args.rejects),
+            *(Path(p or os.devnull) for p in outputs),
             lateness=args.lateness,
             config=config,
             progress=None if not args.quiet else False,
+            tap=None if sink is None else _tap(sink),
         )
+        if sink is not None:
+            sink.flush()
     except ReplayError as exc:
         print(f"promise-tracker replay: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"promise-tracker replay: ClickHouse: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if store is not None:
+            store.close()
+    if sink is not None and not args.quiet:
+        print(
+            f"{sink.written} rows written to {args.clickhouse} ({args.database})", file=sys.stderr
+        )
     if not args.quiet:
         stats = summary.stats
         rejects = {str(reason): n for reason, n in sorted(stats.rejects.items())}
@@ -41,6 +65,55 @@ def _replay(args: argparse.Namespace) -> int:
             f"({stats.evicted} written early when their retention ended)",
             file=sys.stderr,
         )
+    return 0
+
+
+def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
+    """A server when ``target`` is a clickhouse:// URL, else a chdb directory; migrated."""
+    from sinks.clickhouse import ClickHouseSink
+    from sinks.migrate import migrate
+    from sinks.store import open_store
+
+    url = target if target.startswith(("clickhouse://", "clickhouses://")) else ""
+    store = open_store(url, target, database)
+    migrate(store)
+    return store, ClickHouseSink(store, max_rows=50_000)
+
+
+def _tap(sink):  # type: ignore[no-untyped-def]
+    from sinks.replay_tap import ClickHouseTap
+
+    return ClickHouseTap(sink)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from sinks.migrate import migrate, schema_version
+    from sinks.runner import describe_store, store_from
+
+    settings = _settings()
+    store = store_from(settings)
+    try:
+        applied = migrate(store)
+        version = schema_version(store)
+    except StoreError as exc:
+        print(f"promise-tracker migrate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    for name in applied:
+        print(f"applied {name}")
+    print(f"{describe_store(settings)}: schema version {version}")
+    return 0
+
+
+def _sink(args: argparse.Namespace) -> int:
+    from sinks.runner import run_sink
+
+    try:
+        run_sink(_settings())
+    except StoreError as exc:
+        print(f"promise-tracker sink: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -139,9 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run the rules over JSONL files of events")
     replay.add_argument("inputs", nargs="+", metavar="INPUT.jsonl")
-    replay.add_argument("--violations", required=True, metavar="V.jsonl")
-    replay.add_argument("--outcomes", required=True, metavar="O.jsonl")
-    replay.add_argument("--rejects", required=True, metavar="R.jsonl")
+    replay.add_argument("--violations", metavar="V.jsonl")
+    replay.add_argument("--outcomes", metavar="O.jsonl")
+    replay.add_argument("--rejects", metavar="R.jsonl")
+    replay.add_argument(
+        "--clickhouse",
+        metavar="PATH",
+        help="also write the ClickHouse tables: a chdb directory, or a clickhouse:// URL",
+    )
+    replay.add_argument("--database", default="promise_tracker", help="(with --clickhouse)")
     replay.add_argument("--lateness", type=float, default=0.0, metavar="SECONDS")
     defaults = EngineConfig()
     replay.add_argument("--retention", type=float, default=defaults.retention, metavar="SECONDS")
@@ -159,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run a streaming worker (settings from PROMISE_TRACKER_* variables)"
     )
     worker.set_defaults(run=_worker)
+
+    sink = commands.add_parser(
+        "sink",
+        help="write the output topics into ClickHouse (chdb, or PROMISE_TRACKER_CLICKHOUSE_URL)",
+    )
+    sink.set_defaults(run=_sink)
+
+    migrate = commands.add_parser("migrate", help="create or update the ClickHouse tables")
+    migrate.set_defaults(run=_migrate)
 
     topics = commands.add_parser("topics", help="create the pipeline's topics if missing")
     topics.set_defaults(run=_topics)

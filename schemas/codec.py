@@ -43,10 +43,15 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\n".join(map(repr, parts)).encode()).hexdigest()[:32]
 
 
-def violation_event(record: ViolationRecord) -> bytes:
-    event_id = _digest(
+def violation_event_id(record: ViolationRecord) -> str:
+    """The CloudEvent id of an emission: the same for the same verdict, whenever sent."""
+    return _digest(
         record.violation_id, record.state, record.reason, record.occurred_at, record.excess
     )
+
+
+def violation_event(record: ViolationRecord) -> bytes:
+    event_id = violation_event_id(record)
     return _encode(
         ViolationEvent(
             source=SOURCE,

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import msgspec
 
-from schemas.models import ViolationRecord
+from schemas.models import OutcomeRecord, ViolationRecord
 from schemas.parse import parse
 from schemas.reject import Reject
 from streams.engine import Engine, EngineConfig, Stats
@@ -36,29 +36,49 @@ class ReplaySummary:
     outcomes: int
 
 
+class Tap(Protocol):
+    """Somewhere else the replay's results go as well (the ClickHouse tables)."""
+
+    def violation(self, record: ViolationRecord) -> None: ...
+
+    def reject(self, reject: Reject) -> None: ...
+
+    def final_outcome(self, record: OutcomeRecord) -> None: ...
+
+
 class _FileListener:
     """Streams violations and rejects to their files as they happen; outcomes at the end."""
 
-    def __init__(self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO):
+    def __init__(
+        self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO, tap: Tap | None
+    ):
         self._violations, self._outcomes, self._rejects = violations, outcomes, rejects
+        self._tap = tap
         self._encode = msgspec.json.Encoder().encode
         self.outcome_count = 0
 
     def violation(self, record: ViolationRecord) -> None:
         self._violations.write(self._encode(record) + b"\n")
+        if self._tap is not None:
+            self._tap.violation(record)
 
     def outcome(self, state: PromiseState) -> None:
         pass  # replay writes final outcomes only
 
     def reject(self, reject: Reject) -> None:
         self._rejects.write(self._encode(reject_record(reject)) + b"\n")
+        if self._tap is not None:
+            self._tap.reject(reject)
 
     def evicted(self, state: PromiseState) -> None:
         self.write_outcome(state)  # final: later events for it are rejected too_late
 
     def write_outcome(self, state: PromiseState) -> None:
         self.outcome_count += 1
-        self._outcomes.write(self._encode(outcome_record(state)) + b"\n")
+        record = outcome_record(state)
+        self._outcomes.write(self._encode(record) + b"\n")
+        if self._tap is not None:
+            self._tap.final_outcome(record)
 
 
 def replay(
@@ -69,8 +89,10 @@ def replay(
     lateness: float = 0.0,
     config: EngineConfig | None = None,
     progress: bool | None = None,
+    tap: Tap | None = None,
 ) -> ReplaySummary:
-    """Run the engine over the inputs in order and write the three output files."""
+    """Run the engine over the inputs in order and write the three output files (and give
+    every result to ``tap`` too, when there is one)."""
     started = time.perf_counter()
     for path in inputs:
         if not path.exists() or path.is_dir() or not os.access(path, os.R_OK):
@@ -83,7 +105,7 @@ def replay(
     outputs = (violations, outcomes, rejects)
     with ExitStack() as stack:
         files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
-        listener = _FileListener(*files)
+        listener = _FileListener(*files, tap)
         engine = Engine(config, listener, clock=time.time)
         lines, blank = drive(engine, _lines(inputs, progress), lateness)
         engine.finish()

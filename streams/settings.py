@@ -47,6 +47,16 @@ class Settings:
     commit_interval: float = 0.5  # seconds between flush-and-commit points
     batch_wait: float = 0.02  # seconds to wait for a batch to fill
     log_level: str = "info"
+    # the store: a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for
+    # the embedded chdb engine in ``chdb_path`` (one sink process per directory)
+    clickhouse_url: str = ""
+    chdb_path: str = ".data/chdb"
+    database: str = "promise_tracker"
+    sink_batch_rows: int = 20_000  # rows the sink writes at once, at most
+    sink_flush_interval: float = 1.0  # seconds a row waits at most before it is written
+    sink_max_backoff: float = 30.0  # longest wait between retries while the store is down
+    # fault drills: while this file exists, the sink's store refuses every write
+    store_fault_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +113,11 @@ class Settings:
     @property
     def group(self) -> str:
         return self.topic_prefix + self.app_id
+
+    @property
+    def sink_group(self) -> str:
+        """The consumer group of the sinks (output topics to ClickHouse)."""
+        return f"{self.group}-sink"
 
     @property
     def changelog(self) -> str:

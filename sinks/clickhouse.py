@@ -1,0 +1,100 @@
+"""The ClickHouse sink: rows are added one by one and written in batches, per table.
+
+Idempotent by construction: every table keeps the highest ``version`` per id, so writing a
+batch twice (a sink killed before it committed its input offsets, a retry after a timeout
+that had in fact succeeded) changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sinks.rows import COLUMNS, Row
+from sinks.store import Store
+
+
+class ClickHouseSink:
+    """``add()`` rows, ``flush()`` when ``due()``: a batch is written when it has
+    ``max_rows`` rows or its oldest row is ``max_age`` seconds old.
+
+    A failed flush keeps the batch (the caller retries the same rows, which is safe);
+    a successful one clears it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        max_rows: int = 20_000,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self.max_rows = max_rows
+        self.max_age = max_age
+        self.clock = clock
+        self._buffers: dict[str, list[Row]] = {table: [] for table in COLUMNS}
+        self.pending = 0
+        self._oldest: float | None = None
+        self.written = 0
+        self.batches = 0
+
+    def add(self, table: str, row: Row) -> None:
+        self._buffers[table].append(row)
+        if self._oldest is None:
+            self._oldest = self.clock()
+        self.pending += 1
+
+    def add_all(self, rows: Iterable[tuple[str, Row]]) -> None:
+        for table, row in rows:
+            self.add(table, row)
+
+    def due(self) -> bool:
+        if not self.pending:
+            return False
+        return self.pending >= self.max_rows or self.clock() - self._oldest >= self.max_age  # type: ignore[operator]
+
+    def flush(self) -> int:
+        """Write every table's rows; raises ``StoreUnavailable`` with the batch kept."""
+        if not self.pending:
+            return 0
+        for table, rows in self._buffers.items():
+            if rows:
+                self.store.insert(table, COLUMNS[table], rows)
+                # a table written is not written again if a later one fails: its rows would
+                # only replace themselves, but the retry is cheaper without them
+                self.pending -= len(rows)
+                self.written += len(rows)
+                self._buffers[table] = []
+        self.batches += 1
+        self._oldest = None
+        return self.written
+
+    def drop(self) -> int:
+        """Forget the batch (its input will be read again); returns the rows dropped."""
+        dropped = self.pending
+        self._buffers = {table: [] for table in COLUMNS}
+        self.pending = 0
+        self._oldest = None
+        return dropped
+
+
+@dataclass
+class Backoff:
+    """Delays between retries: doubling from ``first`` up to ``cap``, with jitter so that
+    several sinks do not retry in step."""
+
+    first: float = 0.5
+    cap: float = 30.0
+    attempts: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2**self.attempts)
+        self.attempts += 1
+        return delay * (0.5 + self.rng.random() / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0

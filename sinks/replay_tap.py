@@ -1,0 +1,65 @@
+"""``replay --clickhouse``: the replay's results written to the same tables as the live sink.
+
+Versions are emission numbers in the run, so the last emission of a violation wins as it
+does live. Replay into a database of its own: versions of two runs are not comparable.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from schemas.codec import violation_event_id
+from schemas.models import OutcomeRecord, ViolationRecord
+from schemas.reject import Reject
+from sinks.clickhouse import ClickHouseSink
+from sinks.rows import outcome_rows, reject_row, violation_rows
+
+_as_dict = msgspec.structs.asdict
+
+
+class ClickHouseTap:
+    """Adds a replay's violations, rejects and final outcomes to a sink, flushing as it goes."""
+
+    def __init__(self, sink: ClickHouseSink, now: float | None = None):
+        self.sink = sink
+        self.now = time.time() if now is None else now
+        self.sequence = 0
+
+    def _next(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    def violation(self, record: ViolationRecord) -> None:
+        self.sink.add_all(
+            violation_rows(_as_dict(record), violation_event_id(record), self._next())
+        )
+        self._flush_if_full()
+
+    def reject(self, reject: Reject) -> None:
+        origin = reject.origin if isinstance(reject.origin, tuple) else (None, None)
+        self.sink.add_all(
+            [
+                reject_row(
+                    reason=str(reject.reason),
+                    message=reject.message,
+                    event_id=reject.event_id,
+                    raw=reject.raw,
+                    origin=str(origin[0]),
+                    origin_part=None,
+                    origin_offset=origin[1],
+                    rejected_at=self.now,
+                    version=self._next(),
+                )
+            ]
+        )
+        self._flush_if_full()
+
+    def final_outcome(self, record: OutcomeRecord) -> None:
+        self.sink.add_all(outcome_rows(_as_dict(record), self.now, self._next()))
+        self._flush_if_full()
+
+    def _flush_if_full(self) -> None:
+        if self.sink.pending >= self.sink.max_rows:
+            self.sink.flush()

@@ -1,0 +1,263 @@
+"""``promise-tracker sink``: the output topics into ClickHouse, at least once, idempotently.
+
+Reads ``promises.violations``, ``promises.outcomes`` and ``promises.dlq`` in its own
+consumer group, turns each record into rows, writes them in batches and commits the input
+offsets only after the batch is in the store. A crash re-reads what was not committed; the
+rows it writes again replace themselves (same id, same version).
+
+While the store is down the sink pauses its partitions (it stays in the group but reads
+nothing more), retries the same batch with backoff, and resumes once the batch is written:
+nothing is lost and memory does not grow.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from sinks.clickhouse import Backoff, ClickHouseSink
+from sinks.migrate import migrate
+from sinks.rows import Row, outcome_rows, reject_row, violation_rows
+from sinks.store import Store, StoreError, StoreUnavailable, open_store
+from streams.settings import Settings
+from streams.topics import ensure_topics, kafka_config
+
+log = logging.getLogger("promise_tracker.sink")
+
+
+class FaultyStore:
+    """A store that refuses writes while a file exists: for outage drills and tests."""
+
+    def __init__(self, store: Store, switch: Path):
+        self._store, self._switch = store, switch
+        self.database = store.database
+
+    def _check(self) -> None:
+        if self._switch.exists():
+            raise StoreUnavailable(f"fault drill: {self._switch} exists")
+
+    def command(self, sql: str, params: Any = None) -> None:
+        self._check()
+        self._store.command(sql, params)
+
+    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        self._check()
+        return self._store.rows(sql, params)
+
+    def insert(self, table: str, columns: Any, rows: Any) -> None:
+        self._check()
+        self._store.insert(table, columns, rows)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def store_from(settings: Settings) -> Store:
+    store = open_store(settings.clickhouse_url, settings.chdb_path, settings.database)
+    if settings.store_fault_file:
+        return FaultyStore(store, Path(settings.store_fault_file))
+    return store
+
+
+def describe_store(settings: Settings) -> str:
+    """Where the rows go, without credentials (for logs)."""
+    if not settings.clickhouse_url:
+        return f"chdb at {settings.chdb_path}, database {settings.database}"
+    parts = urlsplit(settings.clickhouse_url)
+    return f"ClickHouse server {parts.hostname}:{parts.port or 9000}, database {settings.database}"
+
+
+def records_to_rows(topic_kind: str, message: Any) -> Iterable[tuple[str, Row]]:
+    """One output record to its rows; raises ValueError for a record that is not ours."""
+    value, offset = message.value(), message.offset()
+    _, stamp = message.timestamp()
+    if topic_kind == "dlq":
+        headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
+        part, off = headers.get("partition"), headers.get("offset")
+        return [
+            reject_row(
+                reason=headers.get("reason", "unknown"),
+                message=headers.get("message", ""),
+                event_id=headers.get("event_id"),
+                raw=value or b"",
+                origin=headers.get("topic", message.topic()),
+                origin_part=int(part) if part is not None else None,
+                origin_offset=int(off) if off is not None else None,
+                rejected_at=stamp / 1000,
+                version=offset,
+            )
+        ]
+    event = orjson.loads(value)
+    data, event_id = event["data"], event["id"]
+    if topic_kind == "violations":
+        return violation_rows(data, event_id, offset)
+    return outcome_rows(data, stamp / 1000, offset)
+
+
+class SinkRunner:
+    """Consume, add, flush when due, commit what was flushed; pause while the store is down."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.sink = ClickHouseSink(store, settings.sink_batch_rows, settings.sink_flush_interval)
+        self.kinds = {
+            settings.violations: "violations",
+            settings.outcomes: "outcomes",
+            settings.dlq: "dlq",
+        }
+        self.consumer = Consumer(
+            {
+                **kafka_config(settings),
+                "group.id": settings.sink_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 50,
+                "session.timeout.ms": int(settings.session_timeout * 1000),
+                "heartbeat.interval.ms": max(int(settings.session_timeout * 100), 100),
+            }
+        )
+        self.backoff = Backoff(cap=settings.sink_max_backoff)
+        self.positions: dict[tuple[str, int], int] = {}
+        self.paused_since: float | None = None
+        self._retry_at = 0.0
+        self._stop = False
+        self.consumed = 0
+        self.undecodable = 0
+        self.outages = 0
+
+    def stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        self.consumer.subscribe(list(self.kinds), on_revoke=self._revoked)
+        try:
+            while not self._stop:
+                if self.paused_since is not None:
+                    self.consumer.consume(1, 0.1)  # keeps the membership; nothing comes
+                    if time.monotonic() >= self._retry_at:
+                        self._flush_and_commit()
+                    continue
+                for message in self.consumer.consume(self.settings.batch_size, 0.1):
+                    self._message(message)
+                if self.sink.due() or (self.positions and not self.sink.pending):
+                    self._flush_and_commit()
+            self._flush_and_commit(final=True)
+        finally:
+            self.consumer.close()
+
+    def _message(self, message: Any) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("consumer: %s", error)
+            return
+        topic, part, offset = message.topic(), message.partition(), message.offset()
+        self.positions[(topic, part)] = offset + 1
+        self.consumed += 1
+        try:
+            rows = records_to_rows(self.kinds[topic], message)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.undecodable += 1
+            log.error(
+                "%s[%d]@%d is not an output record of ours, skipped: %r", topic, part, offset, exc
+            )
+            return
+        self.sink.add_all(rows)
+
+    def _flush_and_commit(self, final: bool = False) -> None:
+        try:
+            self.sink.flush()
+        except StoreUnavailable as exc:
+            if final:
+                log.warning(
+                    "store unavailable at shutdown; %d rows will be read again", self.sink.pending
+                )
+                return
+            delay = self.backoff.next()
+            self._retry_at = time.monotonic() + delay
+            if self.paused_since is None:
+                self.paused_since = time.monotonic()
+                self.outages += 1
+                self.consumer.pause(self.consumer.assignment())
+                log.warning(
+                    "store unavailable (%s): consumption paused, %d rows held",
+                    exc,
+                    self.sink.pending,
+                )
+            log.info("store unavailable: retrying in %.1f s", delay)
+            return
+        if self.paused_since is not None:
+            log.warning(
+                "store back after %.1f s: consumption resumed", time.monotonic() - self.paused_since
+            )
+            self.paused_since = None
+            self.backoff.reset()
+            self.consumer.resume(self.consumer.assignment())
+        self._commit(asynchronous=not final)
+
+    def _commit(self, asynchronous: bool) -> None:
+        if not self.positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+        self.positions.clear()
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:  # mid-rebalance: the rows are stored, read again later
+            log.warning("commit: %s", exc)
+
+    def _revoked(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Before another sink takes the partitions: store what we hold, or let it go."""
+        try:
+            self.sink.flush()
+            self._commit(asynchronous=False)
+        except StoreError as exc:
+            log.warning(
+                "rebalance with the store unavailable (%s): %d rows will be read again",
+                exc,
+                self.sink.drop(),
+            )
+        self.positions.clear()
+        if self.paused_since is not None:
+            self.paused_since = None  # the new assignment starts unpaused
+
+
+def run_sink(settings: Settings) -> None:
+    """Run one sink until SIGTERM/SIGINT."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ensure_topics(settings)
+    store = store_from(settings)
+    applied = migrate(store)
+    if applied:
+        log.info("migrated %s: applied %s", settings.database, ", ".join(applied))
+    runner = SinkRunner(settings, store)
+    signal.signal(signal.SIGTERM, runner.stop)
+    signal.signal(signal.SIGINT, runner.stop)
+    log.info(
+        "sink in group %s on %s, writing to %s",
+        settings.sink_group,
+        settings.kafka,
+        describe_store(settings),
+    )
+    try:
+        runner.run()
+    finally:
+        store.close()
+    log.info(
+        "sink stopped: %d records, %d rows written in %d batches",
+        runner.consumed,
+        runner.sink.written,
+        runner.sink.batches,
+    )

@@ -1,0 +1,193 @@
+"""Where the tables live: the embedded chdb engine (default) or a ClickHouse server.
+
+Both backends take the same DDL and the same SQL. Values are always bound as ClickHouse
+query parameters (``{name:Type}``), never formatted into the text; the only thing
+substituted is the database name, an identifier checked by ``check_identifier``.
+
+Errors say what to do with them: ``StoreUnavailable`` means try again later (the sink backs
+off and stops consuming); ``StoreError`` means the request itself is wrong (a bug or a
+schema that does not match): retrying will not help.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# ClickHouse error codes that pass: memory, too many parts, disk space, timeouts, network,
+# too many queries, a server shutting down or not ready yet
+_TRANSIENT = {159, 202, 209, 210, 241, 242, 243, 252, 394, 425, 1000}
+_CODE = re.compile(r"Code: (\d+)")
+
+
+class StoreError(RuntimeError):
+    """The store refused a request that will not succeed on retry."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take the request now; the same request may succeed later."""
+
+
+class Store(Protocol):
+    """The seam between the sink and ClickHouse; tests use the real embedded engine."""
+
+    database: str
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_identifier(name: str, what: str = "database") -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise StoreError(
+            f"{what} name {name!r} is not a plain identifier: use letters, digits and _"
+        )
+    return name
+
+
+def qualify(sql: str, database: str) -> str:
+    """``{db}`` in DDL and queries becomes the (checked) database name."""
+    return sql.replace("{db}", check_identifier(database))
+
+
+def _classify(exc: BaseException) -> StoreError:
+    match = _CODE.search(str(exc))
+    code = int(match.group(1)) if match else None
+    if code in _TRANSIENT or isinstance(exc, (OSError, EOFError, TimeoutError)):
+        return StoreUnavailable(str(exc))
+    return StoreError(str(exc))
+
+
+class ChdbStore:
+    """The embedded engine: a local directory, one writing process at a time.
+
+    chdb allows one data directory per process, and only one process may open it: with
+    several workers, one sink process owns the directory.
+    """
+
+    def __init__(self, path: str | Path, database: str):
+        self.path = str(path)
+        self.database = check_identifier(database)
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def connect(self) -> ChdbStore:
+        from chdb import session
+
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = session.Session(self.path)
+        except Exception as exc:  # chdb raises RuntimeError for a directory in use
+            raise StoreError(
+                f"cannot open the chdb directory {self.path}: {exc} (is another process, "
+                "e.g. a sink, using it? chdb allows one process per directory)"
+            ) from exc
+        return self
+
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        if self._session is None:
+            self.connect()
+        with self._lock:
+            try:
+                return self._session.query(qualify(sql, self.database), fmt, params=params)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise _classify(exc) from exc
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._query(sql, "Null", params)
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self._query(sql, "JSONEachRow", params)
+        data = result.bytes() if hasattr(result, "bytes") else bytes(result)
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+        """One INSERT of every row: the rows travel as JSONEachRow data, not as SQL."""
+        if not rows:
+            return
+        check_identifier(table, "table")
+        dumps = orjson.dumps
+        body = b"\n".join(dumps(row) for row in rows).decode()
+        cols = ", ".join(check_identifier(c, "column") for c in columns)
+        self._query(f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONEachRow\n{body}", "Null", None)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+class ServerStore:
+    """A ClickHouse server through clickhouse-driver (native protocol), e.g.
+    ``clickhouse://user:password@host:9000/``; several sinks may write to it at once."""
+
+    def __init__(self, url: str, database: str):
+        self.url = url
+        self.database = check_identifier(database)
+        self._client: Any = None
+
+    def connect(self) -> ServerStore:
+        from clickhouse_driver import Client
+
+        self._client = Client.from_url(self.url)
+        self._client.settings["server_side_params"] = True
+        self._client.client_settings["server_side_params"] = True
+        return self
+
+    def _execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
+        if self._client is None:
+            self.connect()
+        try:
+            return self._client.execute(qualify(sql, self.database), params, **kwargs)
+        except Exception as exc:
+            raise _classify(exc) from exc
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._execute(sql, params)
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        data, columns = self._execute(sql, params, with_column_types=True)
+        names = [name for name, _ in columns]
+        return [dict(zip(names, row, strict=True)) for row in data]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+        if not rows:
+            return
+        check_identifier(table, "table")
+        cols = ", ".join(check_identifier(c, "column") for c in columns)
+        values = [[_native(c, row.get(c)) for c in columns] for row in rows]
+        self._execute(f"INSERT INTO {{db}}.{table} ({cols}) VALUES", values)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client = None
+
+
+def _native(column: str, value: Any) -> Any:
+    """Rows carry times as Unix seconds (what JSONEachRow takes, in every ``*_at`` column);
+    the driver wants datetimes."""
+    if value is not None and column.endswith("_at"):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    return value
+
+
+def open_store(url: str, chdb_path: str | Path, database: str) -> Store:
+    """A server when a URL is configured, else the embedded engine at ``chdb_path``."""
+    if url:
+        return ServerStore(url, database)
+    return ChdbStore(chdb_path, database)
