@@ -96,12 +96,15 @@ class ChdbStore:
             ) from exc
         return self
 
-    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None, data: str = "") -> Any:
+        """``data`` (an INSERT's rows) follows the statement as it is: never qualified."""
         if self._session is None:
             self.connect()
         with self._lock:
             try:
-                return self._session.query(qualify(sql, self.database), fmt, params=params)
+                return self._session.query(
+                    qualify(sql, self.database) + data, fmt, params=_chdb_params(params)
+                )
             except StoreError:
                 raise
             except Exception as exc:
@@ -123,12 +126,36 @@ class ChdbStore:
         dumps = orjson.dumps
         body = b"\n".join(dumps(row) for row in rows).decode()
         cols = ", ".join(check_identifier(c, "column") for c in columns)
-        self._query(f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONEachRow\n{body}", "Null", None)
+        self._query(f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONEachRow\n", "Null", None, body)
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+
+def _chdb_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """chdb passes a parameter's ``str()``, which the server parses in its escaped text
+    form: a backslash, tab or newline in a string must be escaped, an array written out."""
+    if not params:
+        return None
+    return {name: _param_text(value) for name, value in params.items()}
+
+
+def _param_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    if isinstance(value, (list, tuple)):
+        return _array_text(value)
+    return value
+
+
+def _array_text(values: Sequence[Any]) -> str:
+    def quoted(value: Any) -> str:
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{text}'"
+
+    return "[" + ",".join(quoted(v) for v in values) + "]"
 
 
 class ServerStore:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.generate import generate, shift_lines
+from promise_tracker.synthetic import generate, shift_lines
 from promise_tracker.emit import Emitter, InvalidEvent
 from streams.records import read_jsonl
 from streams.settings import Settings
