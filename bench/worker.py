@@ -39,8 +39,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from promise_tracker.synthetic import generate, shift_lines  # noqa: E402
 from promise_tracker.emit import Emitter, InvalidEvent  # noqa: E402
+from promise_tracker.synthetic import generate, shift_lines  # noqa: E402
 from streams.settings import PREFIX, Settings  # noqa: E402
 from streams.topics import ensure_topics, producer_config  # noqa: E402
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from promise_tracker.synthetic import generate, shift_lines
 from promise_tracker.emit import Emitter, InvalidEvent
+from promise_tracker.synthetic import generate, shift_lines
 from streams.records import read_jsonl
 from streams.settings import Settings
 from streams.topics import ensure_topics
