@@ -239,12 +239,23 @@ def run_sink(settings: Settings) -> None:
     )
     ensure_topics(settings)
     store = store_from(settings)
-    applied = migrate(store)
-    if applied:
-        log.info("migrated %s: applied %s", settings.database, ", ".join(applied))
     runner = SinkRunner(settings, store)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
+    backoff = Backoff(cap=settings.sink_max_backoff)
+    while True:  # a store that is down at start: wait for it, as for one that goes down later
+        try:
+            applied = migrate(store)
+            break
+        except StoreUnavailable as exc:
+            delay = backoff.next()
+            log.warning("store unavailable at start (%s): retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            if runner._stop:
+                store.close()
+                return
+    if applied:
+        log.info("migrated %s: applied %s", settings.database, ", ".join(applied))
     log.info(
         "sink in group %s on %s, writing to %s",
         settings.sink_group,

@@ -86,11 +86,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``promise-tracker worker`` in its own process, its output in a log file."""
+    """``promise-tracker worker`` (or another command: ``sink``) in its own process, its
+    output in a log file."""
 
-    def __init__(self, settings: Settings, log: Path):
+    def __init__(self, settings: Settings, log: Path, command: str = "worker"):
         self.settings = settings
         self.log = log
+        self.command = command
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -99,7 +101,7 @@ class WorkerProcess:
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts}\n".encode())
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "promise_tracker.cli", "worker"],
+                [sys.executable, "-m", "promise_tracker.cli", self.command],
                 env=settings_env(self.settings),
                 cwd=ROOT,
                 stdout=out,
@@ -191,3 +193,22 @@ def raw_producer(kafka: str) -> Producer:
     """For bytes the SDK refuses to send: the same partitioner as the SDK."""
     config = producer_config(Settings(kafka=kafka))
     return Producer(config)
+
+
+def group_lag(kafka: str, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` that ``group`` has not committed yet (all partitions)."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        metadata = consumer.list_topics(timeout=10).topics
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in metadata[topic].partitions
+        ]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=10):
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            lag += high - max(tp.offset, 0)
+        return lag
+    finally:
+        consumer.close()

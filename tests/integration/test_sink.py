@@ -1,0 +1,155 @@
+"""Kafka to ClickHouse: events through the worker and the sink land in chdb with the replay's
+answer, a killed sink doubles nothing, and a store outage loses nothing."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sinks import queries
+from sinks.store import ChdbStore
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.integration.test_worker import (
+    ORPHAN_TTL,
+    PARTITIONS,
+    QUIET,
+    RETENTION,
+    Answer,
+    active,
+    make_stream,
+    replay_answer,
+    send,
+)
+from tests.live import WorkerProcess, fresh_settings, group_lag, wait_for
+
+
+@pytest.fixture
+def pipeline(kafka: str, tmp_path: Path):
+    """Own topics, a worker, and a sink writing to its own chdb directory."""
+    settings = fresh_settings(
+        kafka,
+        partitions=PARTITIONS,
+        quiet=QUIET,
+        orphan_ttl=ORPHAN_TTL,
+        retention=RETENTION,
+        chdb_path=str(tmp_path / "chdb"),
+        sink_flush_interval=0.2,
+        sink_max_backoff=1.0,
+        store_fault_file=str(tmp_path / "store-down"),
+    )
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    sink = WorkerProcess(settings, tmp_path / "sink.log", command="sink").start()
+    yield settings, worker, sink
+    for process in (worker, sink):
+        process.stop()
+
+
+def outputs_of(settings: Settings) -> list[str]:
+    return [settings.violations, settings.outcomes, settings.dlq]
+
+
+def drained(settings: Settings) -> bool:
+    """The worker has committed all its input and the sink all the worker's output."""
+    inputs = group_lag(settings.kafka, settings.group, [settings.issued, settings.observed])
+    return inputs == 0 and group_lag(settings.kafka, settings.sink_group, outputs_of(settings)) == 0
+
+
+def stored_answer(settings: Settings) -> tuple[Answer, Counter]:
+    """What ClickHouse says, read once the sink has stopped (one process per chdb directory)."""
+    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    try:
+        violations = active(queries.violations(store))
+        outcomes = queries.outcomes(store)
+        rejects = queries.rejects(store)
+        counts = queries.counts(store)
+        for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+            store.command(f"OPTIMIZE TABLE {{db}}.{table} FINAL")
+            raw = store.rows(f"SELECT count() AS n FROM {{db}}.{table}")[0]["n"]
+            counts[f"{table} on disk"] = int(raw)
+    finally:
+        store.close()
+    orphans = {r["event_id"] for r in rejects if r["reason"] == "unknown_promise"}
+    reasons = Counter(r["reason"] for r in rejects if r["reason"] != "unknown_promise")
+    return Answer(violations, outcomes, reasons, orphans), counts
+
+
+def assert_same(got: Answer, expected: Answer) -> None:
+    missing = expected.violations.keys() - got.violations.keys()
+    extra = got.violations.keys() - expected.violations.keys()
+    assert (len(missing), len(extra)) == (0, 0)
+    changed = [k for k in expected.violations if expected.violations[k] != got.violations[k]]
+    assert changed == []
+    assert got.outcomes == expected.outcomes
+    assert got.rejects == expected.rejects
+    assert got.orphans <= expected.orphans
+
+
+def finish(settings: Settings, worker: WorkerProcess, sink: WorkerProcess, timeout: float):
+    assert wait_for(lambda: drained(settings), timeout), sink.tail()
+    time.sleep(1.0)  # a last tick's emissions, if any, reach the sink too
+    assert wait_for(lambda: drained(settings), timeout), sink.tail()
+    assert worker.alive(), worker.tail()
+    assert sink.stop() == 0, sink.tail()
+
+
+def test_events_through_kafka_land_in_clickhouse_with_the_replay_answer(pipeline, tmp_path):
+    settings, worker, sink = pipeline
+    stream = make_stream(tmp_path, events=3000, seed=21)
+    expected = replay_answer(stream, tmp_path)
+    send(stream, settings)
+    finish(settings, worker, sink, timeout=120)
+    got, counts = stored_answer(settings)
+    assert_same(got, expected)
+    assert counts["outcomes"] == counts["promises"] == len(expected.outcomes)
+    for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+        assert counts[f"{table} on disk"] == counts[table]  # merged: one row per id
+
+
+def test_a_killed_sink_doubles_nothing(pipeline, tmp_path):
+    settings, worker, sink = pipeline
+    stream = make_stream(tmp_path, events=8000, seed=22)
+    expected = replay_answer(stream, tmp_path)
+    total = len(stream.read_bytes().splitlines())
+    chance = random.Random(22)
+    kills = 0
+    for part in range(4):
+        send(stream, settings, slice(total * part // 4, total * (part + 1) // 4))
+        time.sleep(chance.uniform(0.2, 1.5))
+        sink.kill()  # rows written, offsets maybe not committed: they are read again
+        kills += 1
+        sink.start()
+    finish(settings, worker, sink, timeout=120)
+    got, counts = stored_answer(settings)
+    assert_same(got, expected)
+    for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+        assert counts[f"{table} on disk"] == counts[table]
+    print(f"{kills} sink kills: {dict(counts)}")
+
+
+def test_a_store_outage_pauses_the_sink_and_loses_nothing(pipeline, tmp_path):
+    settings, worker, sink = pipeline
+    switch = Path(settings.store_fault_file)
+    stream = make_stream(tmp_path, events=4000, seed=23)
+    expected = replay_answer(stream, tmp_path)
+    total = len(stream.read_bytes().splitlines())
+    assert wait_for(lambda: "sink in group" in sink.log.read_text(), 60), sink.tail()
+    send(stream, settings, slice(0, total // 2))
+    switch.touch()  # the store goes down mid-stream
+    send(stream, settings, slice(total // 2, None))
+    assert wait_for(lambda: "consumption paused" in sink.log.read_text(), 30), sink.tail()
+    lag = group_lag(settings.kafka, settings.sink_group, outputs_of(settings))
+    time.sleep(4.0)  # nothing is committed while the store is down
+    assert group_lag(settings.kafka, settings.sink_group, outputs_of(settings)) >= lag > 0
+    switch.unlink()
+    finish(settings, worker, sink, timeout=120)
+    log = sink.log.read_text()
+    assert "store back after" in log and "consumption resumed" in log
+    got, _ = stored_answer(replace(settings))
+    assert_same(got, expected)
