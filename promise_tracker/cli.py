@@ -131,9 +131,13 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.offline:
+        from promise_tracker.stories import run_stories
+
+        return run_stories(sys.stdout)
     from promise_tracker.demo import run_demo
 
-    return run_demo(sys.stdout)
+    return run_demo(sys.stdout, args.events, Path(args.workdir) if args.workdir else None)
 
 
 def _settings():
@@ -207,7 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="promise-tracker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = commands.add_parser("demo", help="replay the example stories and show the verdicts")
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline (Kafka, worker, sink, ClickHouse) on examples"
+    )
+    demo.add_argument("--events", type=int, default=20_000, help="synthetic events to send")
+    demo.add_argument("--workdir", help="where its data and logs go (.data/demo)")
+    demo.add_argument(
+        "--offline", action="store_true", help="only replay the example stories (no Kafka)"
+    )
     demo.set_defaults(run=_demo)
 
     replay = commands.add_parser("replay", help="run the rules over JSONL files of events")

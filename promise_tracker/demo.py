@@ -1,62 +1,270 @@
-"""``promise-tracker demo``: the example stories replayed, and what they say to a person."""
+"""``promise-tracker demo``: the whole pipeline on one machine, from nothing, and back.
+
+Starts a Kafka broker (deploy/kafka/kafka.sh), creates the tables in an embedded ClickHouse
+(chdb), runs a worker and a sink, sends the example stories and a synthetic stream through
+the SDK, waits until every event is in ClickHouse, prints what ClickHouse says, and stops
+everything it started. The tables stay in ``.data/demo/chdb`` for a look afterwards.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from collections import Counter
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
-from streams.records import final_active, read_jsonl
-from streams.replay import replay
+from promise_tracker.emit import Emitter, InvalidEvent
+from promise_tracker.stories import EXAMPLES
+from promise_tracker.synthetic import generate, shift_lines
+from sinks import queries
+from sinks.migrate import migrate
+from sinks.store import ChdbStore
+from streams.settings import PREFIX, Settings
+from streams.topics import ensure_topics, group_lag, kafka_config
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+WORKDIR = ROOT / ".data" / "demo"
 
 
-def run_demo(out: TextIO, examples: Path = EXAMPLES) -> int:
-    """Replay each story on its own (each file is its own timeline) and print the verdicts."""
-    stories = sorted(examples.glob("*.jsonl"))
-    if not stories:
-        print(f"no example files in {examples}", file=out)
-        return 2
-    totals: Counter[str] = Counter()
-    with tempfile.TemporaryDirectory(prefix="promise-tracker-demo-") as tmp:
-        for story in stories:
-            v, o, r = (Path(tmp) / f"{story.stem}.{n}.jsonl" for n in ("v", "o", "r"))
-            summary = replay([story], v, o, r, progress=False)
-            outcomes = read_jsonl(o)
-            totals.update(x["status"] for x in outcomes)
-            rejected = sum(summary.stats.rejects.values())
-            _print_story(out, story.stem, outcomes, final_active(read_jsonl(v)), rejected)
-    kept, broken = totals["kept"], totals["broken"]
-    rate = f"{kept / (kept + broken):.0%}" if kept + broken else "n/a"
-    print(
-        f"\nkeep-rate across the stories: {rate} ({kept} kept, {broken} broken, "
-        f"{totals['expired']} unverifiable, {totals['cancelled']} cancelled, "
-        f"{totals['open']} open)",
-        file=out,
-    )
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and what to do."""
+
+
+class Process:
+    """A ``promise-tracker`` command in the background, its output in a log file."""
+
+    def __init__(self, command: str, settings: Settings, log: Path):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+        env.update({PREFIX + k.upper(): str(v) for k, v in vars(settings).items()})
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "promise_tracker.cli", command],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait(30)
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_demo(out: TextIO, events: int = 20_000, workdir: Path | None = None) -> int:
+    try:
+        _run(out, events, workdir or WORKDIR)
+    except DemoError as exc:
+        print(f"promise-tracker demo: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _print_story(out: TextIO, name: str, outcomes: list[dict], active: dict, rejected: int) -> None:
-    print(f"\n== {name} ==", file=out)
-    by_promise: dict[str, list[dict]] = {}
-    for violation in active.values():
-        by_promise.setdefault(violation["promise_id"], []).append(violation)
-    for outcome in sorted(outcomes, key=lambda x: x["promise_id"]):
-        pid = outcome["promise_id"]
+def _run(out: TextIO, events: int, workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    port = _free_port_pair()
+    broker_env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(workdir / "kafka")}
+    settings = Settings(
+        kafka=f"127.0.0.1:{port}",
+        partitions=4,
+        chdb_path=str(workdir / "chdb"),
+        # the stories span weeks of event time: keep their state long enough to apply all
+        retention=90 * 86_400.0,
+        sink_flush_interval=0.5,
+    )
+    print(f"1/6 starting Kafka on {settings.kafka} (deploy/kafka/kafka.sh)", file=out, flush=True)
+    _kafka("start", broker_env)
+    processes: list[Process] = []
+    try:
+        print(f"2/6 creating the tables in chdb at {_show(workdir / 'chdb')}", file=out, flush=True)
+        store = ChdbStore(settings.chdb_path, settings.database).connect()
+        migrate(store)
+        store.close()  # the sink owns the directory from now on
+        ensure_topics(settings)
+        print("3/6 starting a worker and a sink", file=out, flush=True)
+        processes.append(Process("worker", settings, workdir / "worker.log"))
+        processes.append(Process("sink", settings, workdir / "sink.log"))
+        print("4/6 sending the example stories and a synthetic stream", file=out, flush=True)
+        sent = _send(settings, _stream(workdir, events))
+        print(f"5/6 waiting until all {sent:,} events are in ClickHouse", file=out, flush=True)
+        _wait_drained(settings, processes, workdir)
+        for process in reversed(processes):
+            process.stop()
+        print("6/6 what ClickHouse says:\n", file=out, flush=True)
+        store = ChdbStore(settings.chdb_path, settings.database).connect()
+        try:
+            _summary(out, store)
+        finally:
+            store.close()
         print(
-            f"  {outcome['status']:>9}  {pid}  ({outcome['kind']}, {outcome['channel']}, "
-            f"{outcome['service']})",
+            f"\nThe tables stay in {_show(workdir / 'chdb')} (database {settings.database}); "
+            "the worker's and the sink's logs beside them.",
             file=out,
         )
-        violations = by_promise.get(pid, [])
-        if violations and outcome.get("text"):
-            print(f'             the customer read: "{outcome["text"]}"', file=out)
-        for v in sorted(violations, key=lambda x: x["occurred_at"]):
-            print(
-                f"             {v['reason']}: promised {v['expected']}; {v['observed']}", file=out
-            )
-    if rejected:
-        print(f"  ({rejected} events rejected)", file=out)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        _kafka("stop", broker_env)
+
+
+def _kafka(action: str, env: dict[str, str]) -> None:
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise DemoError(
+            f"the demo runs a real Kafka broker from its jars and needs {' and '.join(missing)}"
+            " (Debian: apt-get install openjdk-17-jre-headless maven); "
+            "`promise-tracker demo --offline` shows the rules without Kafka"
+        )
+    done = subprocess.run(
+        [str(KAFKA_SH), action], env=env, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        raise DemoError(f"kafka.sh {action} failed: {done.stderr.strip()[-500:]}")
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 free too (Kafka's controller listens there)."""
+    for port in range(29092, 29992, 2):
+        if all(_free(p) for p in (port, port + 1)):
+            return port
+    raise DemoError("no free pair of ports between 29092 and 29992")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stream(workdir: Path, events: int) -> list[bytes]:
+    """The stories, each moved so that it ended ten minutes ago, then a synthetic stream of
+    about ``events`` events ending a minute ago (its junk lines included)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    lines: list[bytes] = []
+    for story in sorted(EXAMPLES.glob("*.jsonl")):
+        story_lines = [x for x in story.read_bytes().splitlines() if x.strip()]
+        lines += shift_lines(story_lines, now - dt.timedelta(minutes=10))
+    synthetic = workdir / "synthetic.jsonl"
+    generate(synthetic, events=events, open_promises=max(events // 10, 10), seed=7)
+    lines += shift_lines(synthetic.read_bytes().splitlines(), now - dt.timedelta(minutes=1))
+    return lines
+
+
+def _send(settings: Settings, lines: list[bytes]) -> int:
+    """Valid events through the SDK; what it refuses as raw bytes, to show the DLQ."""
+    from confluent_kafka import Producer
+    from tqdm import tqdm
+
+    raw = Producer(kafka_config(settings))
+    with Emitter(settings) as emitter:
+        for line in tqdm(lines, desc="sending", unit="ev", file=sys.stderr, mininterval=0.5):
+            try:
+                emitter.send_event(line)
+            except InvalidEvent:
+                raw.produce(settings.issued, value=line)
+                raw.poll(0)
+    if raw.flush(30):
+        raise DemoError("the broker did not take the raw lines in 30 s")
+    return len(lines)
+
+
+def _wait_drained(
+    settings: Settings, processes: list[Process], workdir: Path, timeout: float = 300
+) -> None:
+    """Until the worker has committed all input and the sink all output, twice in a row
+    (a quiet tick may still emit the deadlines that passed)."""
+    inputs = [settings.issued, settings.observed]
+    outputs = [settings.violations, settings.outcomes, settings.dlq]
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise DemoError(f"not done after {timeout:g} s; see the logs in {workdir}")
+        for process in processes:
+            if not process.alive():
+                raise DemoError(f"a process stopped:\n{process.tail()}")
+        drained = group_lag(settings, settings.group, inputs) == 0 and (
+            group_lag(settings, settings.sink_group, outputs) == 0
+        )
+        calm = calm + 1 if drained else 0
+        time.sleep(1.5)
+
+
+def _summary(out: TextIO, store: ChdbStore) -> None:
+    counts = queries.counts(store)
+    rejects = queries.rejects(store)
+    by_reason: dict[str, int] = {}
+    for row in rejects:
+        by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
+    active = sum(1 for v in queries.violations(store).values() if v["state"] == "active")
+    print(
+        f"{counts['promises']:,} promises, {active:,} active violations, "
+        f"{len(rejects):,} rejected events {dict(sorted(by_reason.items()))}\n",
+        file=out,
+    )
+    print("keep-rate by service and kind (kept / (kept + broken)):", file=out)
+    print(
+        f"  {'service':<27}{'kind':<20}{'kept':>6}{'broken':>7}{'unverif.':>9}"
+        f"{'cancel.':>8}{'open':>6}{'keep-rate':>10}",
+        file=out,
+    )
+    for row in queries.keep_rate(store):
+        rate = "-" if row["keep_rate"] is None else f"{float(row['keep_rate']):.0%}"
+        print(
+            f"  {row['service']:<27}{row['kind']:<20}{int(row['kept']):>6}{int(row['broken']):>7}"
+            f"{int(row['unverifiable']):>9}{int(row['cancelled']):>8}{int(row['open']):>6}"
+            f"{rate:>10}",
+            file=out,
+        )
+    print("\nbroken promises from the example stories:", file=out)
+    shown = None
+    for row in queries.broken_promises(store, promise_ids=sorted(_story_promises()), limit=50):
+        if row["promise_id"] != shown:
+            shown = row["promise_id"]
+            print(f"  {shown} ({row['kind']}, {row['channel']}, {row['service']})", file=out)
+            if row["promise_text"]:
+                print(f'    the customer read: "{row["promise_text"]}"', file=out)
+        print(f"    {row['reason']}: promised {row['expected']}; {row['observed']}", file=out)
+
+
+def _story_promises() -> set[str]:
+    import orjson
+
+    found = set()
+    for story in EXAMPLES.glob("*.jsonl"):
+        for line in story.read_bytes().splitlines():
+            if line.strip():
+                event = orjson.loads(line)
+                if event.get("type") == "promise.issued":
+                    found.add(event["id"])
+    return found
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

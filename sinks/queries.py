@@ -72,20 +72,21 @@ def keep_rate(store: Store) -> list[dict[str, Any]]:
 
 
 def broken_promises(
-    store: Store, services: list[str] | None = None, limit: int = 20
+    store: Store, promise_ids: list[str] | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Active violations with the words the customer saw, worst (largest excess) first."""
+    """Active violations (of some promises, or all) with the words the customer saw, by
+    promise and time."""
     return store.rows(
         """
         SELECT promise_id, service, channel, kind, reason, expected, observed, excess, unit,
                promise_text, toString(occurred_at) AS occurred
         FROM {db}.violations FINAL
-        WHERE state = 'active' AND (empty({services:Array(String)})
-                                    OR has({services:Array(String)}, service))
+        WHERE state = 'active' AND (empty({ids:Array(String)})
+                                    OR has({ids:Array(String)}, promise_id))
         ORDER BY service, promise_id, occurred_at
         LIMIT {limit:UInt32}
         """,
-        {"services": services or [], "limit": limit},
+        {"ids": promise_ids or [], "limit": limit},
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.settings import Settings
@@ -89,3 +89,22 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another worker was quicker
                 raise
     return created
+
+
+def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` (all partitions) that ``group`` has not committed yet."""
+    consumer = Consumer({**kafka_config(settings), "group.id": group})
+    try:
+        metadata = consumer.list_topics(timeout=10).topics
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in metadata[topic].partitions
+        ]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=10):
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            lag += high - max(tp.offset, 0)
+        return lag
+    finally:
+        consumer.close()

@@ -193,22 +193,3 @@ def raw_producer(kafka: str) -> Producer:
     """For bytes the SDK refuses to send: the same partitioner as the SDK."""
     config = producer_config(Settings(kafka=kafka))
     return Producer(config)
-
-
-def group_lag(kafka: str, group: str, topics: list[str]) -> int:
-    """Messages of ``topics`` that ``group`` has not committed yet (all partitions)."""
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
-    try:
-        metadata = consumer.list_topics(timeout=10).topics
-        partitions = [
-            TopicPartition(topic, number)
-            for topic in topics
-            for number in metadata[topic].partitions
-        ]
-        lag = 0
-        for tp in consumer.committed(partitions, timeout=10):
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            lag += high - max(tp.offset, 0)
-        return lag
-    finally:
-        consumer.close()

@@ -14,7 +14,7 @@ import pytest
 from sinks import queries
 from sinks.store import ChdbStore
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, group_lag
 from tests.integration.test_worker import (
     ORPHAN_TTL,
     PARTITIONS,
@@ -26,7 +26,7 @@ from tests.integration.test_worker import (
     replay_answer,
     send,
 )
-from tests.live import WorkerProcess, fresh_settings, group_lag, wait_for
+from tests.live import WorkerProcess, fresh_settings, wait_for
 
 
 @pytest.fixture
@@ -57,8 +57,8 @@ def outputs_of(settings: Settings) -> list[str]:
 
 def drained(settings: Settings) -> bool:
     """The worker has committed all its input and the sink all the worker's output."""
-    inputs = group_lag(settings.kafka, settings.group, [settings.issued, settings.observed])
-    return inputs == 0 and group_lag(settings.kafka, settings.sink_group, outputs_of(settings)) == 0
+    inputs = group_lag(settings, settings.group, [settings.issued, settings.observed])
+    return inputs == 0 and group_lag(settings, settings.sink_group, outputs_of(settings)) == 0
 
 
 def stored_answer(settings: Settings) -> tuple[Answer, Counter]:
@@ -144,9 +144,9 @@ def test_a_store_outage_pauses_the_sink_and_loses_nothing(pipeline, tmp_path):
     switch.touch()  # the store goes down mid-stream
     send(stream, settings, slice(total // 2, None))
     assert wait_for(lambda: "consumption paused" in sink.log.read_text(), 30), sink.tail()
-    lag = group_lag(settings.kafka, settings.sink_group, outputs_of(settings))
+    lag = group_lag(settings, settings.sink_group, outputs_of(settings))
     time.sleep(4.0)  # nothing is committed while the store is down
-    assert group_lag(settings.kafka, settings.sink_group, outputs_of(settings)) >= lag > 0
+    assert group_lag(settings, settings.sink_group, outputs_of(settings)) >= lag > 0
     switch.unlink()
     finish(settings, worker, sink, timeout=120)
     log = sink.log.read_text()

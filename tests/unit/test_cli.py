@@ -17,7 +17,7 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_demo_shows_the_broken_promises_and_the_keep_rate():
-    done = cli("demo")
+    done = cli("demo", "--offline")
     assert done.returncode == 0, done.stderr
     assert "enforced_early" in done.stdout and "channel_unavailable" in done.stdout
     assert "the customer read:" in done.stdout

@@ -143,7 +143,7 @@ def test_values_are_bound_and_stored_exactly(store):
         {"reason": "invalid_json"},
     )
     assert [r["raw_base64"] for r in found] == ["//4gbm90IHV0Zi04ICc="]
-    assert queries.broken_promises(store, services=["shop/web", "o'ther"])[0]["promise_text"] == (
+    assert queries.broken_promises(store, promise_ids=["p1", "o'ther"])[0]["promise_text"] == (
         hostile
     )
 
