@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import time
 
-import msgspec
-
 from schemas.codec import violation_event_id
 from schemas.models import OutcomeRecord, ViolationRecord
 from schemas.reject import Reject
 from sinks.clickhouse import ClickHouseSink
-from sinks.rows import outcome_rows, reject_row, violation_rows
-
-_as_dict = msgspec.structs.asdict
+from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 
 
 class ClickHouseTap:
@@ -32,9 +28,7 @@ class ClickHouseTap:
         return self.sequence
 
     def violation(self, record: ViolationRecord) -> None:
-        self.sink.add_all(
-            violation_rows(_as_dict(record), violation_event_id(record), self._next())
-        )
+        self.sink.add_all(violation_rows(record, violation_event_id(record), self._next()))
         self._flush_if_full()
 
     def reject(self, reject: Reject) -> None:
@@ -57,7 +51,8 @@ class ClickHouseTap:
         self._flush_if_full()
 
     def final_outcome(self, record: OutcomeRecord) -> None:
-        self.sink.add_all(outcome_rows(_as_dict(record), self.now, self._next()))
+        version = self._next()
+        self.sink.add_all([outcome_row(record, self.now, version), promise_row(record, version)])
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:

@@ -1,16 +1,18 @@
 """Output records to table rows: one function per table, the columns named once.
 
-Rows carry times as Unix seconds; each store encodes them for its backend. ``version`` is
-where the row came from (the output record's Kafka offset, or a replay's emission number):
-the table keeps the highest version per id.
+A row is a list of values in the order of ``COLUMNS[table]`` (built straight from the
+record's attributes: the sink's hot path). Times are Unix seconds; each store encodes them
+for its backend. ``version`` is where the row came from (the output record's Kafka offset,
+or a replay's emission number): the table keeps the highest version per id.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
 from typing import Any
+
+from schemas.models import OutcomeRecord, ViolationRecord
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "promises": (
@@ -37,30 +39,38 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
-Row = dict[str, Any]
+Row = list[Any]
 
 
-def violation_rows(record: Mapping[str, Any], event_id: str, version: int) -> list[tuple[str, Row]]:
+def violation_rows(r: ViolationRecord, event_id: str, version: int) -> list[tuple[str, Row]]:
     """A violation emission: its latest state, and its line in the history."""
-    latest = {c: record.get(c) for c in COLUMNS["violations"]}
-    latest["labels"] = record.get("labels") or {}
-    latest["event_id"] = event_id
-    latest["version"] = version
-    history = {c: latest[c] for c in COLUMNS["violation_events"]}
+    latest = [
+        r.violation_id, r.promise_id, r.service, r.channel, r.subject, r.kind, r.reason,
+        r.expected, r.observed, r.excess, r.unit, r.occurred_at, r.detected_at,
+        r.observation_id, r.observed_by, r.promise_text, r.labels, r.state, event_id, version,
+    ]  # fmt: skip
+    history = [
+        r.violation_id, event_id, r.promise_id, r.service, r.reason, r.state, r.occurred_at,
+        r.detected_at, version,
+    ]  # fmt: skip
     return [("violations", latest), ("violation_events", history)]
 
 
-def outcome_rows(
-    record: Mapping[str, Any], updated_at: float, version: int
-) -> list[tuple[str, Row]]:
-    """An outcome: the promise's facts (the same every time) and its status now."""
-    promise = {c: record.get(c) for c in COLUMNS["promises"]}
-    promise["labels"] = record.get("labels") or {}
-    promise["version"] = version
-    outcome = {c: record.get(c) for c in COLUMNS["outcomes"]}
-    outcome["updated_at"] = updated_at
-    outcome["version"] = version
-    return [("promises", promise), ("outcomes", outcome)]
+def promise_row(r: OutcomeRecord, version: int) -> tuple[str, Row]:
+    """The promise's facts: the same in every outcome of it."""
+    row = [
+        r.promise_id, r.service, r.channel, r.kind, r.subject, r.issued_at, r.text, r.labels,
+        version,
+    ]  # fmt: skip
+    return ("promises", row)
+
+
+def outcome_row(r: OutcomeRecord, updated_at: float, version: int) -> tuple[str, Row]:
+    row = [
+        r.promise_id, r.status, r.closed_at, r.service, r.channel, r.kind, r.issued_at,
+        updated_at, version,
+    ]  # fmt: skip
+    return ("outcomes", row)
 
 
 def reject_row(
@@ -84,19 +94,9 @@ def reject_row(
         text, exact = raw.decode("utf-8"), None
     except UnicodeDecodeError:
         text, exact = raw.decode("utf-8", "replace"), base64.b64encode(raw).decode("ascii")
-    return (
-        "rejects",
-        {
-            "reject_id": hashlib.sha256(key.encode()).hexdigest()[:32],
-            "reason": reason,
-            "message": message,
-            "event_id": event_id,
-            "origin": origin,
-            "origin_part": origin_part,
-            "origin_offset": origin_offset,
-            "raw": text,
-            "raw_base64": exact,
-            "rejected_at": rejected_at,
-            "version": version,
-        },
-    )
+    reject_id = hashlib.sha256(key.encode()).hexdigest()[:32]
+    row = [
+        reject_id, reason, message, event_id, origin, origin_part, origin_offset, text, exact,
+        rejected_at, version,
+    ]  # fmt: skip
+    return ("rejects", row)

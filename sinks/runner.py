@@ -15,22 +15,23 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from schemas.codec import decode_outcome, decode_violation
 from sinks.clickhouse import Backoff, ClickHouseSink
 from sinks.migrate import migrate
-from sinks.rows import Row, outcome_rows, reject_row, violation_rows
+from sinks.rows import Row, outcome_row, promise_row, reject_row, violation_rows
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
+from streams.gc_tuning import tune_gc
 from streams.settings import Settings
 from streams.topics import ensure_topics, kafka_config
 
 log = logging.getLogger("promise_tracker.sink")
+PROMISES_REMEMBERED = 1_000_000
 
 
 class FaultyStore:
@@ -75,31 +76,32 @@ def describe_store(settings: Settings) -> str:
     return f"ClickHouse server {parts.hostname}:{parts.port or 9000}, database {settings.database}"
 
 
-def records_to_rows(topic_kind: str, message: Any) -> Iterable[tuple[str, Row]]:
-    """One output record to its rows; raises ValueError for a record that is not ours."""
+def records_to_rows(topic_kind: str, message: Any) -> list[tuple[str, Row]]:
+    """One output record to its rows (for an outcome: the outcome, then the promise);
+    raises ``msgspec.ValidationError`` (a ValueError) for a record that is not ours."""
     value, offset = message.value(), message.offset()
     _, stamp = message.timestamp()
-    if topic_kind == "dlq":
-        headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
-        part, off = headers.get("partition"), headers.get("offset")
-        return [
-            reject_row(
-                reason=headers.get("reason", "unknown"),
-                message=headers.get("message", ""),
-                event_id=headers.get("event_id"),
-                raw=value or b"",
-                origin=headers.get("topic", message.topic()),
-                origin_part=int(part) if part is not None else None,
-                origin_offset=int(off) if off is not None else None,
-                rejected_at=stamp / 1000,
-                version=offset,
-            )
-        ]
-    event = orjson.loads(value)
-    data, event_id = event["data"], event["id"]
     if topic_kind == "violations":
-        return violation_rows(data, event_id, offset)
-    return outcome_rows(data, stamp / 1000, offset)
+        event = decode_violation(value)
+        return violation_rows(event.data, event.id, offset)
+    if topic_kind == "outcomes":
+        record = decode_outcome(value).data
+        return [outcome_row(record, stamp / 1000, offset), promise_row(record, offset)]
+    headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
+    part, off = headers.get("partition"), headers.get("offset")
+    return [
+        reject_row(
+            reason=headers.get("reason", "unknown"),
+            message=headers.get("message", ""),
+            event_id=headers.get("event_id"),
+            raw=value or b"",
+            origin=headers.get("topic", message.topic()),
+            origin_part=int(part) if part is not None else None,
+            origin_offset=int(off) if off is not None else None,
+            rejected_at=stamp / 1000,
+            version=offset,
+        )
+    ]
 
 
 class SinkRunner:
@@ -130,6 +132,9 @@ class SinkRunner:
         self.paused_since: float | None = None
         self._retry_at = 0.0
         self._stop = False
+        # promise ids whose facts were written by this process: an outcome's promise row is
+        # the same every time, so it is written once (again after a restart: idempotent)
+        self._promises_written: set[str] = set()
         self.consumed = 0
         self.undecodable = 0
         self.outages = 0
@@ -146,9 +151,12 @@ class SinkRunner:
                     if time.monotonic() >= self._retry_at:
                         self._flush_and_commit()
                     continue
-                for message in self.consumer.consume(self.settings.batch_size, 0.1):
+                messages = self.consumer.consume(self.settings.batch_size, 0.1)
+                for message in messages:
                     self._message(message)
-                if self.sink.due() or (self.positions and not self.sink.pending):
+                # a full or old batch is written; so is any batch once the input is read
+                # (nothing came for 0.1 s): rows land at once when the load is light
+                if self.sink.due() or (self.positions and not messages):
                     self._flush_and_commit()
             self._flush_and_commit(final=True)
         finally:
@@ -172,6 +180,14 @@ class SinkRunner:
                 "%s[%d]@%d is not an output record of ours, skipped: %r", topic, part, offset, exc
             )
             return
+        if self.kinds[topic] == "outcomes":
+            pid = rows[0][1][0]
+            if pid in self._promises_written:
+                rows = rows[:1]  # the promise row: written already
+            else:
+                if len(self._promises_written) >= PROMISES_REMEMBERED:
+                    self._promises_written.clear()
+                self._promises_written.add(pid)
         self.sink.add_all(rows)
 
     def _flush_and_commit(self, final: bool = False) -> None:
@@ -221,10 +237,12 @@ class SinkRunner:
             self.sink.flush()
             self._commit(asynchronous=False)
         except StoreError as exc:
+            dropped = self.sink.drop()
+            self._promises_written.clear()  # some of them were in the dropped rows
             log.warning(
                 "rebalance with the store unavailable (%s): %d rows will be read again",
                 exc,
-                self.sink.drop(),
+                dropped,
             )
         self.positions.clear()
         if self.paused_since is not None:
@@ -240,6 +258,7 @@ def run_sink(settings: Settings) -> None:
     ensure_topics(settings)
     store = store_from(settings)
     runner = SinkRunner(settings, store)
+    tune_gc()
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     backoff = Backoff(cap=settings.sink_max_backoff)

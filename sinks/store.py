@@ -44,7 +44,7 @@ class Store(Protocol):
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None: ...
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -118,15 +118,18 @@ class ChdbStore:
         data = result.bytes() if hasattr(result, "bytes") else bytes(result)
         return [orjson.loads(line) for line in data.splitlines() if line]
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
-        """One INSERT of every row: the rows travel as JSONEachRow data, not as SQL."""
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+        """One INSERT of every row (values in the order of ``columns``). The rows travel as
+        data after the statement, not as SQL, in JSONCompactEachRow: measured here, 1.5-2x
+        the rate of JSONEachRow."""
         if not rows:
             return
         check_identifier(table, "table")
         dumps = orjson.dumps
-        body = b"\n".join(dumps(row) for row in rows).decode()
+        body = b"\n".join([dumps(row) for row in rows]).decode()
         cols = ", ".join(check_identifier(c, "column") for c in columns)
-        self._query(f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONEachRow\n", "Null", None, body)
+        statement = f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONCompactEachRow\n"
+        self._query(statement, "Null", None, body)
 
     def close(self) -> None:
         if self._session is not None:
@@ -191,12 +194,13 @@ class ServerStore:
         names = [name for name, _ in columns]
         return [dict(zip(names, row, strict=True)) for row in data]
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
         if not rows:
             return
         check_identifier(table, "table")
         cols = ", ".join(check_identifier(c, "column") for c in columns)
-        values = [[_native(c, row.get(c)) for c in columns] for row in rows]
+        times = [i for i, c in enumerate(columns) if c.endswith("_at")]
+        values = [_native(list(row), times) for row in rows]
         self._execute(f"INSERT INTO {{db}}.{table} ({cols}) VALUES", values)
 
     def close(self) -> None:
@@ -205,12 +209,13 @@ class ServerStore:
             self._client = None
 
 
-def _native(column: str, value: Any) -> Any:
-    """Rows carry times as Unix seconds (what JSONEachRow takes, in every ``*_at`` column);
-    the driver wants datetimes."""
-    if value is not None and column.endswith("_at"):
-        return dt.datetime.fromtimestamp(value, dt.UTC)
-    return value
+def _native(row: list[Any], times: list[int]) -> list[Any]:
+    """Rows carry times as Unix seconds (what chdb's JSON input takes, in every ``*_at``
+    column); the driver wants datetimes."""
+    for i in times:
+        if row[i] is not None:
+            row[i] = dt.datetime.fromtimestamp(row[i], dt.UTC)
+    return row
 
 
 def open_store(url: str, chdb_path: str | Path, database: str) -> Store:

@@ -41,6 +41,7 @@ from confluent_kafka import (
 )
 
 from streams.engine import EngineConfig
+from streams.gc_tuning import tune_gc
 from streams.live import Output, Partition
 from streams.settings import Settings
 from streams.topics import ensure_topics, kafka_config, producer_config
@@ -393,6 +394,7 @@ def run_worker(settings: Settings) -> None:
     )
     ensure_topics(settings)
     worker = Worker(settings)
+    tune_gc()
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)

@@ -9,13 +9,15 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from promise_tracker.synthetic import generate
+from schemas.models import OutcomeRecord, ViolationRecord
 from sinks import queries
 from sinks.clickhouse import Backoff, ClickHouseSink
 from sinks.migrate import DDL, migrate, migrations, schema_version
-from sinks.rows import outcome_rows, reject_row, violation_rows
+from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from sinks.runner import FaultyStore
 from sinks.store import ChdbStore, StoreError, StoreUnavailable
 from streams.records import final_active, read_jsonl
@@ -35,7 +37,7 @@ def store() -> Iterator[ChdbStore]:
     opened.close()
 
 
-def violation(vid: str = "v1", state: str = "active", **changes) -> dict:
+def violation(vid: str = "v1", state: str = "active", **changes) -> ViolationRecord:
     record = {
         "violation_id": vid,
         "promise_id": "p1",
@@ -57,7 +59,7 @@ def violation(vid: str = "v1", state: str = "active", **changes) -> dict:
         "state": state,
     }
     record.update(changes)
-    return record
+    return msgspec.convert(record, ViolationRecord)
 
 
 def test_migrate_applies_each_file_once_and_records_its_version(store):
@@ -93,7 +95,8 @@ def test_a_batch_written_twice_changes_nothing(store):
     sink = ClickHouseSink(store)
     for _ in range(2):  # the same records, as after a crash before the offsets were committed
         sink.add_all(violation_rows(violation(), "e1", version=7))
-        sink.add_all(outcome_rows(_outcome("broken"), 1767268802.0, version=3))
+        outcome = _outcome("broken")
+        sink.add_all([outcome_row(outcome, 1767268802.0, 3), promise_row(outcome, 3)])
         sink.flush()
     assert queries.counts(store) == Counter(
         promises=1, outcomes=1, violations=1, violation_events=1, rejects=0
@@ -255,8 +258,8 @@ def test_replay_needs_its_output_files_or_a_store():
     assert done.returncode == 2 and "--clickhouse" in done.stderr
 
 
-def _outcome(status: str) -> dict:
-    return {
+def _outcome(status: str) -> OutcomeRecord:
+    record = {
         "promise_id": "p1",
         "status": status,
         "closed_at": 1767268800.0,
@@ -268,3 +271,4 @@ def _outcome(status: str) -> dict:
         "text": "Choose until 01/01",
         "labels": {},
     }
+    return msgspec.convert(record, OutcomeRecord)

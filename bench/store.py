@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The ClickHouse store, measured against baselines from the same run.
+
+    python3 bench/store.py [--events 200000] [--partitions 4] [--rounds 2]
+
+1. Sink alone: the rows a replay of the stream produces (violations, their history,
+   promises, outcomes, rejects) written to a fresh chdb directory through ``ClickHouseSink``
+   in batches of 1k, 5k and 20k rows; the baseline is the same rows in one INSERT per table.
+2. Pipeline: the stream waits in the input topics. "Worker only" runs a worker over it and
+   takes events/s from its first commit to its last. "Worker + sink" runs a worker (its own
+   group and output topics) and a sink into chdb, and takes events/s from the worker's first
+   commit to the moment the sink has committed every output record. The two alternate
+   ``--rounds`` times; the store's cost is 1 - (worker + sink) / (worker only).
+
+The broker is started with deploy/kafka/kafka.sh on ``--port`` unless one serves there.
+Figures go to stdout and bench/out/store.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.worker import (  # noqa: E402
+    KAFKA_SH,
+    OUT,
+    committed,
+    end_offsets,
+    load,
+    partitions_of,
+)
+from promise_tracker.synthetic import generate  # noqa: E402
+from sinks.clickhouse import ClickHouseSink  # noqa: E402
+from sinks.migrate import migrate  # noqa: E402
+from sinks.replay_tap import ClickHouseTap  # noqa: E402
+from sinks.rows import COLUMNS  # noqa: E402
+from sinks.store import ChdbStore  # noqa: E402
+from streams.replay import replay  # noqa: E402
+from streams.settings import PREFIX, Settings  # noqa: E402
+from streams.topics import ensure_topics, group_lag  # noqa: E402
+
+
+class _Collect:
+    """A sink stand-in that keeps the rows a replay makes, to write them again and again."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict]] = []
+        self.pending = 0
+        self.max_rows = 1 << 62
+
+    def add_all(self, rows) -> None:  # type: ignore[no-untyped-def]
+        self.rows += rows
+
+
+def replay_rows(events: int) -> list[tuple[str, dict]]:
+    path = OUT / f"live-{events}.jsonl"
+    if not path.exists():
+        generate(path, events=events, open_promises=max(events // 50, 100), seed=5)
+    collect = _Collect()
+    null = Path(os.devnull)
+    replay([path], null, null, null, tap=ClickHouseTap(collect), progress=False)  # type: ignore[arg-type]
+    return collect.rows
+
+
+def sink_alone(rows: list[tuple[str, dict]]) -> dict[str, float]:
+    results = {}
+    for label, batch in (
+        ("one INSERT per table", None),
+        ("1k", 1000),
+        ("5k", 5000),
+        ("20k", 20_000),
+    ):
+        directory = OUT / "store-chdb"
+        shutil.rmtree(directory, ignore_errors=True)
+        store = ChdbStore(directory, f"b{uuid.uuid4().hex[:8]}").connect()
+        migrate(store)
+        started = time.perf_counter()
+        if batch is None:
+            tables: dict[str, list[dict]] = {t: [] for t in COLUMNS}
+            for table, row in rows:
+                tables[table].append(row)
+            for table, table_rows in tables.items():
+                store.insert(table, COLUMNS[table], table_rows)
+        else:
+            sink = ClickHouseSink(store, max_rows=batch, max_age=3600)
+            for table, row in rows:
+                sink.add(table, row)
+                if sink.pending >= batch:
+                    sink.flush()
+            sink.flush()
+        elapsed = time.perf_counter() - started
+        store.close()
+        results[label] = len(rows) / elapsed
+        print(f"  {label:>22}: {results[label]:>10,.0f} rows/s")
+    return results
+
+
+def start(command: str, settings: Settings, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    env.update({PREFIX + k.upper(): str(v) for k, v in vars(settings).items()})
+    return subprocess.Popen(
+        [sys.executable, "-m", "promise_tracker.cli", command],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def run(settings: Settings, total: int, with_sink: bool, timeout: float = 1800) -> float:
+    """Events/s from the worker's first commit to the end (its last commit, or the sink's)."""
+    run_id = uuid.uuid4().hex[:6]
+    settings = replace(
+        settings,
+        app_id=f"run{run_id}",
+        topic_violations=f"violations.{run_id}",
+        topic_outcomes=f"outcomes.{run_id}",
+        topic_dlq=f"dlq.{run_id}",
+        chdb_path=str(OUT / f"chdb-{run_id}"),
+    )
+    ensure_topics(settings)
+    inputs = partitions_of(settings, [settings.issued, settings.observed])
+    outputs = [settings.violations, settings.outcomes, settings.dlq]
+    processes = [start("worker", settings, OUT / f"worker-{run_id}.log")]
+    if with_sink:
+        processes.append(start("sink", settings, OUT / f"sink-{run_id}.log"))
+    try:
+        began = time.perf_counter()
+        first = None
+        while time.perf_counter() - began < timeout:
+            done = committed(settings, inputs)
+            now = time.perf_counter()
+            if done and first is None:
+                first = (now, done)
+            finished = done >= total and (
+                not with_sink or group_lag(settings, settings.sink_group, outputs) == 0
+            )
+            if finished:
+                assert first is not None
+                return (total - first[1]) / (now - first[0])
+            time.sleep(0.25)
+        raise SystemExit(f"not finished in {timeout:g} s")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(60)
+        shutil.rmtree(settings.chdb_path, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=29092)
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    print(f"1. sink alone: the rows of a replay of {args.events:,} events into chdb")
+    rows = replay_rows(args.events)
+    print(f"  {len(rows):,} rows")
+    alone = sink_alone(rows)
+
+    env = {**os.environ, "KAFKA_PORT": str(args.port), "KAFKA_DATA": str(OUT / "kafka")}
+    ours = subprocess.run([KAFKA_SH, "status"], env=env).returncode != 0
+    if ours:
+        subprocess.run([KAFKA_SH, "start"], env=env, check=True)
+    try:
+        settings = replace(
+            Settings.from_env(),
+            kafka=f"127.0.0.1:{args.port}",
+            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+            partitions=args.partitions,
+        )
+        ensure_topics(settings)
+        lines, _ = load(settings, args.events, args.partitions)
+        total = end_offsets(settings, partitions_of(settings, [settings.issued, settings.observed]))
+        print(f"2. pipeline: {lines:,} events ({total:,} messages) waiting in the input topics")
+        only, both = [], []
+        for round_number in range(args.rounds):
+            only.append(run(settings, total, with_sink=False))
+            both.append(run(settings, total, with_sink=True))
+            print(
+                f"  round {round_number + 1}: worker only {only[-1]:,.0f} ev/s, "
+                f"worker + sink {both[-1]:,.0f} ev/s ({both[-1] / only[-1]:.2f})"
+            )
+    finally:
+        if ours:
+            subprocess.run([KAFKA_SH, "stop"], env=env, check=True)
+    ratio = statistics.median(b / o for b, o in zip(both, only, strict=True))
+    print(f"store cost: {1 - ratio:.0%} of the pipeline's throughput (median of the rounds)")
+    results = {
+        "events": args.events,
+        "rows": len(rows),
+        "sink_alone_rows_per_s": alone,
+        "worker_only_events_per_s": only,
+        "worker_and_sink_events_per_s": both,
+        "ratio_median": ratio,
+        "store_cost": 1 - ratio,
+        "cpu": os.cpu_count(),
+    }
+    (OUT / "store.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
