@@ -172,10 +172,12 @@ class ServerStore:
 
     def connect(self) -> ServerStore:
         from clickhouse_driver import Client
+        from clickhouse_driver.util.helpers import parse_url
 
-        self._client = Client.from_url(self.url)
-        self._client.settings["server_side_params"] = True
-        self._client.client_settings["server_side_params"] = True
+        host, kwargs = parse_url(self.url)
+        # values are bound by the server ({name:Type}), as chdb binds them
+        kwargs["settings"] = {**kwargs.get("settings", {}), "server_side_params": True}
+        self._client = Client(host, **kwargs)
         return self
 
     def _execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any:

@@ -18,9 +18,10 @@ from sinks import queries
 from sinks.clickhouse import Backoff, ClickHouseSink
 from sinks.migrate import DDL, migrate, migrations, schema_version
 from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
-from sinks.runner import FaultyStore
-from sinks.store import ChdbStore, StoreError, StoreUnavailable
+from sinks.runner import FaultyStore, describe_store
+from sinks.store import ChdbStore, ServerStore, StoreError, StoreUnavailable
 from streams.records import final_active, read_jsonl
+from streams.settings import Settings
 from tests.unit.test_cli import cli
 
 # chdb allows one data directory per process: every test here uses this one, with a
@@ -272,3 +273,14 @@ def _outcome(status: str) -> OutcomeRecord:
         "labels": {},
     }
     return msgspec.convert(record, OutcomeRecord)
+
+
+def test_an_unreachable_server_is_an_outage_and_its_password_is_not_told():
+    """No ClickHouse server runs here: what can be checked is the failure path (a refused
+    connection is retryable) and that the URL's password stays out of errors and logs."""
+    store = ServerStore("clickhouse://promise:s3cr3t-pw@127.0.0.1:1/?connect_timeout=2", "pt")
+    with pytest.raises(StoreUnavailable) as caught:
+        store.rows("SELECT 1")
+    assert "s3cr3t-pw" not in str(caught.value)
+    settings = Settings(clickhouse_url=store.url)
+    assert describe_store(settings) == "ClickHouse server 127.0.0.1:1, database promise_tracker"
