@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.worker import (  # noqa: E402
-    KAFKA_SH,
     OUT,
+    broker,
     committed,
     end_offsets,
     load,
@@ -173,14 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {len(rows):,} rows")
     alone = sink_alone(rows)
 
-    env = {**os.environ, "KAFKA_PORT": str(args.port), "KAFKA_DATA": str(OUT / "kafka")}
-    ours = subprocess.run([KAFKA_SH, "status"], env=env).returncode != 0
-    if ours:
-        subprocess.run([KAFKA_SH, "start"], env=env, check=True)
-    try:
+    with broker(args.port) as kafka:
         settings = replace(
             Settings.from_env(),
-            kafka=f"127.0.0.1:{args.port}",
+            kafka=kafka,
             topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
             partitions=args.partitions,
         )
@@ -196,9 +192,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"  round {round_number + 1}: worker only {only[-1]:,.0f} ev/s, "
                 f"worker + sink {both[-1]:,.0f} ev/s ({both[-1] / only[-1]:.2f})"
             )
-    finally:
-        if ours:
-            subprocess.run([KAFKA_SH, "stop"], env=env, check=True)
     ratio = statistics.median(b / o for b, o in zip(both, only, strict=True))
     print(f"store cost: {1 - ratio:.0%} of the pipeline's throughput (median of the rounds)")
     results = {

@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +49,21 @@ from streams.topics import ensure_topics, producer_config  # noqa: E402
 OUT = ROOT / "bench" / "out"
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 UTC = dt.UTC
+
+
+@contextmanager
+def broker(port: int) -> Iterator[str]:
+    """A broker on ``port``: started with deploy/kafka/kafka.sh (and stopped) unless one
+    already serves there."""
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(OUT / "kafka")}
+    ours = subprocess.run([KAFKA_SH, "status"], env=env).returncode != 0
+    if ours:
+        subprocess.run([KAFKA_SH, "start"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        if ours:
+            subprocess.run([KAFKA_SH, "stop"], env=env, check=True)
 
 
 def now_iso(offset: float = 0.0) -> str:
@@ -307,65 +324,62 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
 
-    env = {**os.environ, "KAFKA_PORT": str(args.port), "KAFKA_DATA": str(OUT / "kafka")}
-    ours = subprocess.run([KAFKA_SH, "status"], env=env).returncode != 0
-    if ours:
-        subprocess.run([KAFKA_SH, "start"], env=env, check=True)
     worker = None
-    try:
-        settings = replace(
-            Settings.from_env(),
-            kafka=f"127.0.0.1:{args.port}",
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            partitions=args.partitions,
-        )
-        ensure_topics(settings)
-        lines, load_s = load(settings, args.events, args.partitions)
-        total = end_offsets(settings, partitions_of(settings, [settings.issued, settings.observed]))
-        print(
-            f"loaded {lines} events ({total} messages) in {load_s:.1f} s "
-            f"({lines / load_s:,.0f}/s through the SDK)"
-        )
-        base = baseline(settings, total)
-        print(f"baseline: plain confluent-kafka consume {base:,.0f} msg/s")
-        worker = start_worker(settings, OUT / "worker.log")
-        rate, wall = throughput(settings, total)
-        print(
-            f"worker: {rate:,.0f} events/s ({rate / base:.3f} of the baseline), "
-            f"{wall:.1f} s from process start to the last commit"
-        )
-        lat = latency(settings, args.rate, args.seconds)
-        print(
-            f"latency at {lat['rate_achieved']:,.0f} ev/s: p50 {lat['p50_ms']:.0f} ms, "
-            f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
-            f"({lat['violations']}/{lat['expected_violations']} violations)"
-        )
-        lags = missed_deadlines(settings)
-        print(
-            "missed deadline flagged after due + lateness: "
-            + ", ".join(f"{lag:.2f} s" for lag in lags)
-        )
-        results = {
-            "events": lines,
-            "messages": total,
-            "partitions": args.partitions,
-            "baseline_consume_per_s": base,
-            "worker_events_per_s": rate,
-            "worker_ratio_to_baseline": rate / base,
-            "worker_wall_s": wall,
-            "latency": lat,
-            "missed_deadline_lag_s": lags,
-            "lateness_s": settings.lateness,
-            "cpu": os.cpu_count(),
-        }
-        (OUT / "worker.json").write_text(json.dumps(results, indent=2))
-        print(f"median missed-deadline lag {statistics.median(lags):.2f} s")
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(60)
-        if ours:
-            subprocess.run([KAFKA_SH, "stop"], env=env, check=True)
+    with broker(args.port) as kafka:
+        try:
+            settings = replace(
+                Settings.from_env(),
+                kafka=kafka,
+                topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+                partitions=args.partitions,
+            )
+            ensure_topics(settings)
+            lines, load_s = load(settings, args.events, args.partitions)
+            total = end_offsets(
+                settings, partitions_of(settings, [settings.issued, settings.observed])
+            )
+            print(
+                f"loaded {lines} events ({total} messages) in {load_s:.1f} s "
+                f"({lines / load_s:,.0f}/s through the SDK)"
+            )
+            base = baseline(settings, total)
+            print(f"baseline: plain confluent-kafka consume {base:,.0f} msg/s")
+            worker = start_worker(settings, OUT / "worker.log")
+            rate, wall = throughput(settings, total)
+            print(
+                f"worker: {rate:,.0f} events/s ({rate / base:.3f} of the baseline), "
+                f"{wall:.1f} s from process start to the last commit"
+            )
+            lat = latency(settings, args.rate, args.seconds)
+            print(
+                f"latency at {lat['rate_achieved']:,.0f} ev/s: p50 {lat['p50_ms']:.0f} ms, "
+                f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
+                f"({lat['violations']}/{lat['expected_violations']} violations)"
+            )
+            lags = missed_deadlines(settings)
+            print(
+                "missed deadline flagged after due + lateness: "
+                + ", ".join(f"{lag:.2f} s" for lag in lags)
+            )
+            results = {
+                "events": lines,
+                "messages": total,
+                "partitions": args.partitions,
+                "baseline_consume_per_s": base,
+                "worker_events_per_s": rate,
+                "worker_ratio_to_baseline": rate / base,
+                "worker_wall_s": wall,
+                "latency": lat,
+                "missed_deadline_lag_s": lags,
+                "lateness_s": settings.lateness,
+                "cpu": os.cpu_count(),
+            }
+            (OUT / "worker.json").write_text(json.dumps(results, indent=2))
+            print(f"median missed-deadline lag {statistics.median(lags):.2f} s")
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(60)
     return 0
 
 

@@ -13,7 +13,6 @@ nothing is lost and memory does not grow.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ from sinks.clickhouse import Backoff, ClickHouseSink
 from sinks.migrate import migrate
 from sinks.rows import Row, outcome_row, promise_row, reject_row, violation_rows
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
-from streams.gc_tuning import tune_gc
+from streams.process import start_process
 from streams.settings import Settings
-from streams.topics import ensure_topics, kafka_config
+from streams.topics import ensure_topics, failed, kafka_config
 
 log = logging.getLogger("promise_tracker.sink")
 PROMISES_REMEMBERED = 1_000_000
@@ -163,11 +162,7 @@ class SinkRunner:
             self.consumer.close()
 
     def _message(self, message: Any) -> None:
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise KafkaException(error)
-            log.warning("consumer: %s", error)
+        if failed(message, log):
             return
         topic, part, offset = message.topic(), message.partition(), message.offset()
         self.positions[(topic, part)] = offset + 1
@@ -251,16 +246,10 @@ class SinkRunner:
 
 def run_sink(settings: Settings) -> None:
     """Run one sink until SIGTERM/SIGINT."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     ensure_topics(settings)
     store = store_from(settings)
     runner = SinkRunner(settings, store)
-    tune_gc()
-    signal.signal(signal.SIGTERM, runner.stop)
-    signal.signal(signal.SIGINT, runner.stop)
+    start_process(settings.log_level, runner.stop)
     backoff = Backoff(cap=settings.sink_max_backoff)
     while True:  # a store that is down at start: wait for it, as for one that goes down later
         try:

@@ -7,6 +7,7 @@ of input partition P is kept in changelog partition P.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -108,3 +109,15 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
         return lag
     finally:
         consumer.close()
+
+
+def failed(message: Any, log: logging.Logger) -> bool:
+    """Whether a consumed message is an error event rather than a record: a fatal error
+    raises, another is logged (the client retries it) and the message is skipped."""
+    error = message.error()
+    if error is None:
+        return False
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("consumer: %s", error)
+    return True

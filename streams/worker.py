@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,10 +40,10 @@ from confluent_kafka import (
 )
 
 from streams.engine import EngineConfig
-from streams.gc_tuning import tune_gc
 from streams.live import Output, Partition
+from streams.process import start_process
 from streams.settings import Settings
-from streams.topics import ensure_topics, kafka_config, producer_config
+from streams.topics import ensure_topics, failed, kafka_config, producer_config
 
 log = logging.getLogger("promise_tracker.worker")
 
@@ -153,11 +152,7 @@ class Worker:
         self._stop = True
 
     def _message(self, message: Any) -> None:
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise KafkaException(error)
-            log.warning("consumer: %s", error)
+        if failed(message, log):
             return
         topic, number, offset = message.topic(), message.partition(), message.offset()
         self.positions[(topic, number)] = offset + 1
@@ -388,14 +383,8 @@ def read_partitions(
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (run several for more partitions in parallel)."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     ensure_topics(settings)
     worker = Worker(settings)
-    tune_gc()
-    signal.signal(signal.SIGTERM, worker.stop)
-    signal.signal(signal.SIGINT, worker.stop)
+    start_process(settings.log_level, worker.stop)
     log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)
     worker.run()
