@@ -135,11 +135,10 @@ def _kafka(action: str, env: dict[str, str]) -> None:
             " (Debian: apt-get install openjdk-17-jre-headless maven); "
             "`promise-tracker demo --offline` shows the rules without Kafka"
         )
-    done = subprocess.run(
-        [str(KAFKA_SH), action], env=env, capture_output=True, text=True, timeout=900
-    )
+    # its messages (the first run fetches the jars: a minute or more) go to stderr
+    done = subprocess.run([str(KAFKA_SH), action], env=env, stdout=sys.stderr, timeout=900)
     if done.returncode != 0:
-        raise DemoError(f"kafka.sh {action} failed: {done.stderr.strip()[-500:]}")
+        raise DemoError(f"deploy/kafka/kafka.sh {action} failed (its messages are above)")
 
 
 def _free_port_pair() -> int:
