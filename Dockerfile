@@ -8,6 +8,7 @@ COPY streams ./streams
 COPY sinks ./sinks
 COPY deploy/clickhouse ./deploy/clickhouse
 COPY examples ./examples
-RUN pip install --no-cache-dir . && useradd --create-home promise
+# editable: `migrate` reads the DDL from deploy/clickhouse/ beside the package
+RUN pip install --no-cache-dir -e . && useradd --create-home promise
 USER promise
 ENTRYPOINT ["promise-tracker"]

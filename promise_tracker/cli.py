@@ -231,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the ClickHouse tables: a chdb directory, or a clickhouse:// URL",
     )
-    replay.add_argument("--database", default="promise_tracker", help="(with --clickhouse)")
+    replay.add_argument(
+        "--database",
+        default="promise_tracker_replay",
+        help="(with --clickhouse) not the live sink's: a replay's versions are its own",
+    )
     replay.add_argument("--lateness", type=float, default=0.0, metavar="SECONDS")
     defaults = EngineConfig()
     replay.add_argument("--retention", type=float, default=defaults.retention, metavar="SECONDS")

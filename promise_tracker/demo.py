@@ -71,12 +71,23 @@ class Process:
 
 
 def run_demo(out: TextIO, events: int = 20_000, workdir: Path | None = None) -> int:
+    # SIGTERM unwinds like Ctrl-C, so that what the demo started is stopped either way
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _run(out, events, workdir or WORKDIR)
+        _run(out, events, (workdir or WORKDIR).resolve())
     except DemoError as exc:
         print(f"promise-tracker demo: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("promise-tracker demo: interrupted; what it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(out: TextIO, events: int, workdir: Path) -> None:
@@ -93,9 +104,10 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         sink_flush_interval=0.5,
     )
     print(f"1/6 starting Kafka on {settings.kafka} (deploy/kafka/kafka.sh)", file=out, flush=True)
-    _kafka("start", broker_env)
+    _check_tools()
     processes: list[Process] = []
     try:
+        _kafka("start", broker_env)
         print(f"2/6 creating the tables in chdb at {_show(workdir / 'chdb')}", file=out, flush=True)
         store = ChdbStore(settings.chdb_path, settings.database).connect()
         migrate(store)
@@ -124,10 +136,13 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
     finally:
         for process in reversed(processes):
             process.stop()
-        _kafka("stop", broker_env)
+        try:
+            _kafka("stop", broker_env)
+        except DemoError as exc:  # do not hide why the demo stopped
+            print(f"promise-tracker demo: {exc}", file=sys.stderr)
 
 
-def _kafka(action: str, env: dict[str, str]) -> None:
+def _check_tools() -> None:
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
         raise DemoError(
@@ -135,6 +150,9 @@ def _kafka(action: str, env: dict[str, str]) -> None:
             " (Debian: apt-get install openjdk-17-jre-headless maven); "
             "`promise-tracker demo --offline` shows the rules without Kafka"
         )
+
+
+def _kafka(action: str, env: dict[str, str]) -> None:
     # its messages (the first run fetches the jars: a minute or more) go to stderr
     done = subprocess.run([str(KAFKA_SH), action], env=env, stdout=sys.stderr, timeout=900)
     if done.returncode != 0:

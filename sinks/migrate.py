@@ -44,6 +44,11 @@ def migrations(directory: Path = DDL) -> list[Migration]:
         if match is None:
             raise StoreError(f"{path}: DDL files are named NNNN_what.sql (e.g. 0002_rollups.sql)")
         found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+    if not found:
+        raise StoreError(
+            f"no DDL files in {directory}: promise-tracker reads deploy/clickhouse/ from its "
+            "source tree (install it with pip install -e, as the Dockerfile does)"
+        )
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise StoreError(f"{directory}: two DDL files share a version number")

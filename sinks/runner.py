@@ -61,7 +61,12 @@ class FaultyStore:
 
 
 def store_from(settings: Settings) -> Store:
-    store = open_store(settings.clickhouse_url, settings.chdb_path, settings.database)
+    store = open_store(
+        settings.clickhouse_url,
+        settings.chdb_path,
+        settings.database,
+        settings.clickhouse_password,
+    )
     if settings.store_fault_file:
         return FaultyStore(store, Path(settings.store_fault_file))
     return store
@@ -146,7 +151,10 @@ class SinkRunner:
         try:
             while not self._stop:
                 if self.paused_since is not None:
-                    self.consumer.consume(1, 0.1)  # keeps the membership; nothing comes
+                    # keeps the membership; nothing comes, unless a rebalance inside this call
+                    # dropped the batch and handed out partitions anew
+                    for message in self.consumer.consume(1, 0.1):
+                        self._message(message)
                     if time.monotonic() >= self._retry_at:
                         self._flush_and_commit()
                     continue

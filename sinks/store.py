@@ -21,9 +21,31 @@ from typing import Any, Protocol
 import orjson
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-# ClickHouse error codes that pass: memory, too many parts, disk space, timeouts, network,
-# too many queries, a server shutting down or not ready yet
-_TRANSIENT = {159, 202, 209, 210, 241, 242, 243, 252, 394, 425, 1000}
+# ClickHouse error codes that pass: a connection cut mid-answer (3, 32, 102, 236), a timeout
+# (159, 209), the network (210), too many queries (202), memory (241), a table read-only or
+# its disk full (242, 243), too many parts (252), an insert whose fate is unknown (319),
+# ZooKeeper/Keeper (225, 999), a query cancelled by shutdown (394), a system error (425), a
+# Poco (socket) exception (1000)
+_TRANSIENT = {
+    3,
+    32,
+    102,
+    159,
+    202,
+    209,
+    210,
+    225,
+    236,
+    241,
+    242,
+    243,
+    252,
+    319,
+    394,
+    425,
+    999,
+    1000,
+}
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -146,6 +168,8 @@ def _chdb_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _param_text(value: Any) -> Any:
+    if value is None:
+        return "\\N"  # NULL in the escaped text form
     if isinstance(value, str):
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
     if isinstance(value, (list, tuple)):
@@ -165,9 +189,10 @@ class ServerStore:
     """A ClickHouse server through clickhouse-driver (native protocol), e.g.
     ``clickhouse://user:password@host:9000/``; several sinks may write to it at once."""
 
-    def __init__(self, url: str, database: str):
+    def __init__(self, url: str, database: str, password: str = ""):
         self.url = url
         self.database = check_identifier(database)
+        self._password = password
         self._client: Any = None
 
     def connect(self) -> ServerStore:
@@ -175,6 +200,8 @@ class ServerStore:
         from clickhouse_driver.util.helpers import parse_url
 
         host, kwargs = parse_url(self.url)
+        if self._password:
+            kwargs["password"] = self._password
         # values are bound by the server ({name:Type}), as chdb binds them
         kwargs["settings"] = {**kwargs.get("settings", {}), "server_side_params": True}
         self._client = Client(host, **kwargs)
@@ -220,8 +247,8 @@ def _native(row: list[Any], times: list[int]) -> list[Any]:
     return row
 
 
-def open_store(url: str, chdb_path: str | Path, database: str) -> Store:
+def open_store(url: str, chdb_path: str | Path, database: str, password: str = "") -> Store:
     """A server when a URL is configured, else the embedded engine at ``chdb_path``."""
     if url:
-        return ServerStore(url, database)
+        return ServerStore(url, database, password)
     return ChdbStore(chdb_path, database)

@@ -50,6 +50,8 @@ class Settings:
     # the store: a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for
     # the embedded chdb engine in ``chdb_path`` (one sink process per directory)
     clickhouse_url: str = ""
+    # the server's password, if not in the URL (no URL-encoding needed; overrides the URL's)
+    clickhouse_password: str = ""
     chdb_path: str = ".data/chdb"
     database: str = "promise_tracker"
     sink_batch_rows: int = 20_000  # rows the sink writes at once, at most

@@ -235,7 +235,7 @@ def test_replay_into_clickhouse_gives_the_files_answer(tmp_path):
         "--quiet",
     )
     assert done.returncode == 0, done.stderr
-    store = ChdbStore(target, "promise_tracker").connect()
+    store = ChdbStore(target, "promise_tracker_replay").connect()
     try:
         got_violations = {
             vid: v for vid, v in queries.violations(store).items() if v["state"] == "active"
@@ -282,5 +282,7 @@ def test_an_unreachable_server_is_an_outage_and_its_password_is_not_told():
     with pytest.raises(StoreUnavailable) as caught:
         store.rows("SELECT 1")
     assert "s3cr3t-pw" not in str(caught.value)
+    kept_apart = ServerStore("clickhouse://promise@127.0.0.1:1/", "pt", password="p@ss#1").connect()
+    assert kept_apart._client.connection.password == "p@ss#1"  # no URL-encoding needed
     settings = Settings(clickhouse_url=store.url)
     assert describe_store(settings) == "ClickHouse server 127.0.0.1:1, database promise_tracker"
