@@ -108,6 +108,23 @@ def records_to_rows(topic_kind: str, message: Any) -> list[tuple[str, Row]]:
     ]
 
 
+def foreign_row(message: Any, exc: BaseException) -> tuple[str, Row]:
+    """Something on an output topic that the worker did not write: stored as a reject of
+    its own topic, with its bytes, so that it is seen rather than dropped."""
+    _, stamp = message.timestamp()
+    return reject_row(
+        reason="invalid_event",
+        message=f"not an output record of promise-tracker: {exc}",
+        event_id=None,
+        raw=message.value() or b"",
+        origin=message.topic(),
+        origin_part=message.partition(),
+        origin_offset=message.offset(),
+        rejected_at=stamp / 1000,
+        version=message.offset(),
+    )
+
+
 class SinkRunner:
     """Consume, add, flush when due, commit what was flushed; pause while the store is down."""
 
@@ -179,10 +196,8 @@ class SinkRunner:
             rows = records_to_rows(self.kinds[topic], message)
         except (ValueError, KeyError, TypeError) as exc:
             self.undecodable += 1
-            log.error(
-                "%s[%d]@%d is not an output record of ours, skipped: %r", topic, part, offset, exc
-            )
-            return
+            log.error("%s[%d]@%d is not an output record of ours: %r", topic, part, offset, exc)
+            rows = [foreign_row(message, exc)]  # kept where the rejects are, not dropped
         if self.kinds[topic] == "outcomes":
             pid = rows[0][1][0]
             if pid in self._promises_written:

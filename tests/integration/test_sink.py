@@ -26,7 +26,7 @@ from tests.integration.test_worker import (
     replay_answer,
     send,
 )
-from tests.live import WorkerProcess, fresh_settings, wait_for
+from tests.live import WorkerProcess, fresh_settings, raw_producer, wait_for
 
 
 @pytest.fixture
@@ -153,3 +153,27 @@ def test_a_store_outage_pauses_the_sink_and_loses_nothing(pipeline, tmp_path):
     assert "store back after" in log and "consumption resumed" in log
     got, _ = stored_answer(replace(settings))
     assert_same(got, expected)
+
+
+def test_what_the_worker_did_not_write_is_kept_as_a_reject_not_dropped(pipeline):
+    """Foreign records on the output topics (someone else's producer, a bad tool) must not
+    stop the sink, and must not vanish: they land in ``rejects`` with their bytes."""
+    settings, worker, sink = pipeline
+    producer = raw_producer(settings.kafka)
+    producer.produce(settings.violations, key=b"x", value=b"\xffnot json")
+    producer.produce(settings.outcomes, key=b"y", value=b'{"id": "1", "data": {"status": 3}}')
+    producer.produce(settings.dlq, value=b"a reject without headers")
+    assert producer.flush(30) == 0
+    finish(settings, worker, sink, timeout=60)
+    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    try:
+        rows = store.rows(
+            "SELECT origin, reason, raw, raw_base64 FROM {db}.rejects FINAL ORDER BY origin"
+        )
+    finally:
+        store.close()
+    by_origin = {row["origin"]: row for row in rows}
+    assert by_origin[settings.violations]["raw_base64"] == "/25vdCBqc29u"
+    assert by_origin[settings.outcomes]["reason"] == "invalid_event"
+    assert by_origin[settings.dlq]["raw"] == "a reject without headers"
+    assert "not an output record" in sink.log.read_text()
