@@ -11,6 +11,9 @@
    group and output topics) and a sink into chdb, and takes events/s from the worker's first
    commit to the moment the sink has committed every output record. The two alternate
    ``--rounds`` times; the store's cost is 1 - (worker + sink) / (worker only).
+3. Freshness: a worker and a sink on new topics, 500 events/s of live traffic in which every
+   second event breaks a promise; how long from sending that event (and from the violation's
+   detection) until its row is stored (``stored_at``).
 
 The broker is started with deploy/kafka/kafka.sh on ``--port`` unless one serves there.
 Figures go to stdout and bench/out/store.json.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -39,8 +43,10 @@ from bench.worker import (  # noqa: E402
     committed,
     end_offsets,
     load,
+    now_iso,
     partitions_of,
 )
+from promise_tracker.emit import Emitter  # noqa: E402
 from promise_tracker.synthetic import generate  # noqa: E402
 from sinks.clickhouse import ClickHouseSink  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
@@ -119,8 +125,17 @@ def start(command: str, settings: Settings, log: Path) -> subprocess.Popen:
     )
 
 
-def run(settings: Settings, total: int, with_sink: bool, timeout: float = 1800) -> float:
-    """Events/s from the worker's first commit to the end (its last commit, or the sink's)."""
+def cpu_seconds(log: Path, pattern: str) -> float:
+    """The CPU time a process reported in its last log line (``... N s of CPU``)."""
+    found = re.findall(pattern + r".*?([\d.]+) s of CPU", log.read_text())
+    return float(found[-1]) if found else float("nan")
+
+
+def run(
+    settings: Settings, total: int, with_sink: bool, timeout: float = 1800
+) -> tuple[float, dict[str, float]]:
+    """Events/s from the worker's first commit to the end (its last commit, or the sink's),
+    and the CPU seconds each process used."""
     run_id = uuid.uuid4().hex[:6]
     settings = replace(
         settings,
@@ -149,14 +164,89 @@ def run(settings: Settings, total: int, with_sink: bool, timeout: float = 1800) 
             )
             if finished:
                 assert first is not None
-                return (total - first[1]) / (now - first[0])
+                rate = (total - first[1]) / (now - first[0])
+                break
             time.sleep(0.25)
-        raise SystemExit(f"not finished in {timeout:g} s")
+        else:
+            raise SystemExit(f"not finished in {timeout:g} s")
     finally:
         for process in processes:
             process.terminate()
             process.wait(60)
         shutil.rmtree(settings.chdb_path, ignore_errors=True)
+    cpu = {"worker": cpu_seconds(OUT / f"worker-{run_id}.log", "worker stopped")}
+    if with_sink:
+        cpu["sink"] = cpu_seconds(OUT / f"sink-{run_id}.log", "sink stopped")
+    return rate, cpu
+
+
+def freshness(settings: Settings, rate: int = 500, seconds: float = 10) -> dict[str, float]:
+    """How old a violation is when its row is in ClickHouse, under a light live load: from
+    just before the observation that breaks the promise is sent, and from its detection."""
+    run_id = uuid.uuid4().hex[:6]
+    settings = replace(
+        settings,
+        topic_prefix=f"fresh{run_id}.",
+        chdb_path=str(OUT / f"chdb-fresh-{run_id}"),
+    )
+    ensure_topics(settings)
+    logs = {name: OUT / f"{name}-fresh-{run_id}.log" for name in ("worker", "sink")}
+    processes = [start(name, settings, log) for name, log in logs.items()]
+    sent: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while "sink in group" not in logs["sink"].read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # both have their partitions
+        with Emitter(settings) as emitter:
+            started = time.perf_counter()
+            for n in range(int(rate * seconds)):
+                pause = started + n / rate - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                pid = f"fresh-{run_id}-{n // 2}"
+                if n % 2 == 0:
+                    emitter.issue_promise(
+                        id=pid, source="bench/live", kind="max_wait", channel="phone",
+                        terms={"max_seconds": 60}, time=now_iso(),
+                    )  # fmt: skip
+                else:
+                    sent[pid] = time.time()
+                    emitter.observe_delivery(
+                        promise_id=pid, source="bench/acd", kind="hold_time",
+                        value={"seconds": 600}, time=now_iso(),
+                    )  # fmt: skip
+        outputs = [settings.violations, settings.outcomes, settings.dlq]
+        deadline = time.monotonic() + 60
+        while group_lag(settings, settings.sink_group, outputs) and time.monotonic() < deadline:
+            time.sleep(0.25)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(60)
+    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    try:
+        rows = store.rows(
+            "SELECT promise_id, toUnixTimestamp64Milli(stored_at) AS stored, "
+            "toUnixTimestamp64Milli(detected_at) AS detected FROM {db}.violations FINAL"
+        )
+    finally:
+        store.close()
+        shutil.rmtree(settings.chdb_path, ignore_errors=True)
+    from_sent = sorted(int(r["stored"]) / 1000 - sent[r["promise_id"]] for r in rows)
+    from_detected = sorted((int(r["stored"]) - int(r["detected"])) / 1000 for r in rows)
+
+    def q(values: list[float], f: float) -> float:
+        return 1000 * values[min(len(values) - 1, int(len(values) * f))]
+
+    return {
+        "violations": len(rows),
+        "expected": len(sent),
+        "sent_to_row_p50_ms": q(from_sent, 0.5),
+        "sent_to_row_p99_ms": q(from_sent, 0.99),
+        "detected_to_row_p50_ms": q(from_detected, 0.5),
+        "detected_to_row_p99_ms": q(from_detected, 0.99),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,14 +274,27 @@ def main(argv: list[str] | None = None) -> int:
         lines, _ = load(settings, args.events, args.partitions)
         total = end_offsets(settings, partitions_of(settings, [settings.issued, settings.observed]))
         print(f"2. pipeline: {lines:,} events ({total:,} messages) waiting in the input topics")
-        only, both = [], []
+        only, both, cpu_share = [], [], []
         for round_number in range(args.rounds):
-            only.append(run(settings, total, with_sink=False))
-            both.append(run(settings, total, with_sink=True))
+            rate, _ = run(settings, total, with_sink=False)
+            only.append(rate)
+            rate, cpu = run(settings, total, with_sink=True)
+            both.append(rate)
+            cpu_share.append(cpu["sink"] / cpu["worker"])
             print(
                 f"  round {round_number + 1}: worker only {only[-1]:,.0f} ev/s, "
-                f"worker + sink {both[-1]:,.0f} ev/s ({both[-1] / only[-1]:.2f})"
+                f"worker + sink {both[-1]:,.0f} ev/s ({both[-1] / only[-1]:.2f}); "
+                f"CPU: worker {cpu['worker']:.1f} s, sink {cpu['sink']:.1f} s "
+                f"({cpu_share[-1]:.2f} of the worker's)"
             )
+        fresh = freshness(settings)
+        print(
+            f"3. freshness at 500 ev/s: {fresh['violations']}/{fresh['expected']} violations; "
+            f"sent to row p50 {fresh['sent_to_row_p50_ms']:.0f} ms, "
+            f"p99 {fresh['sent_to_row_p99_ms']:.0f} ms; detected to row p50 "
+            f"{fresh['detected_to_row_p50_ms']:.0f} ms, "
+            f"p99 {fresh['detected_to_row_p99_ms']:.0f} ms"
+        )
     ratio = statistics.median(b / o for b, o in zip(both, only, strict=True))
     print(f"store cost: {1 - ratio:.0%} of the pipeline's throughput (median of the rounds)")
     results = {
@@ -202,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         "worker_and_sink_events_per_s": both,
         "ratio_median": ratio,
         "store_cost": 1 - ratio,
+        "sink_cpu_of_worker_cpu": cpu_share,
+        "freshness": fresh,
         "cpu": os.cpu_count(),
     }
     (OUT / "store.json").write_text(json.dumps(results, indent=2))

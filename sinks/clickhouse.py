@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sinks.rows import COLUMNS, Row
 from sinks.store import Store
@@ -19,6 +20,10 @@ from sinks.store import Store
 class ClickHouseSink:
     """``add()`` rows, ``flush()`` when ``due()``: a batch is written when it has
     ``max_rows`` rows or its oldest row is ``max_age`` seconds old.
+
+    A batch holds one row per id (the highest version): a promise opened and closed, or a
+    violation emitted and changed, within one batch is written once, as the table would
+    keep it anyway.
 
     A failed flush keeps the batch (the caller retries the same rows, which is safe);
     a successful one clears it.
@@ -35,17 +40,23 @@ class ClickHouseSink:
         self.max_rows = max_rows
         self.max_age = max_age
         self.clock = clock
-        self._buffers: dict[str, list[Row]] = {table: [] for table in COLUMNS}
+        self._buffers: dict[str, dict[Any, Row]] = {table: {} for table in COLUMNS}
         self.pending = 0
         self._oldest: float | None = None
         self.written = 0
         self.batches = 0
 
     def add(self, table: str, row: Row) -> None:
-        self._buffers[table].append(row)
-        if self._oldest is None:
-            self._oldest = self.clock()
-        self.pending += 1
+        buffer = self._buffers[table]
+        key = (row[0], row[1]) if table == "violation_events" else row[0]
+        held = buffer.get(key)
+        if held is None:
+            buffer[key] = row
+            self.pending += 1
+            if self._oldest is None:
+                self._oldest = self.clock()
+        elif row[-1] >= held[-1]:  # the version is the last column
+            buffer[key] = row
 
     def add_all(self, rows: Iterable[tuple[str, Row]]) -> None:
         for table, row in rows:
@@ -60,14 +71,15 @@ class ClickHouseSink:
         """Write every table's rows; raises ``StoreUnavailable`` with the batch kept."""
         if not self.pending:
             return 0
-        for table, rows in self._buffers.items():
-            if rows:
+        for table, buffer in self._buffers.items():
+            if buffer:
+                rows = list(buffer.values())
                 self.store.insert(table, COLUMNS[table], rows)
                 # a table written is not written again if a later one fails: its rows would
                 # only replace themselves, but the retry is cheaper without them
                 self.pending -= len(rows)
                 self.written += len(rows)
-                self._buffers[table] = []
+                self._buffers[table] = {}
         self.batches += 1
         self._oldest = None
         return self.written
@@ -75,7 +87,7 @@ class ClickHouseSink:
     def drop(self) -> int:
         """Forget the batch (its input will be read again); returns the rows dropped."""
         dropped = self.pending
-        self._buffers = {table: [] for table in COLUMNS}
+        self._buffers = {table: {} for table in COLUMNS}
         self.pending = 0
         self._oldest = None
         return dropped

@@ -298,8 +298,9 @@ def run_sink(settings: Settings) -> None:
     finally:
         store.close()
     log.info(
-        "sink stopped: %d records, %d rows written in %d batches",
+        "sink stopped: %d records, %d rows written in %d batches, %.2f s of CPU",
         runner.consumed,
         runner.sink.written,
         runner.sink.batches,
+        time.process_time(),
     )

@@ -47,6 +47,10 @@ _TRANSIENT = {
     1000,
 }
 _CODE = re.compile(r"Code: (\d+)")
+# Rows are deduplicated by FINAL and by merges, so an insert need not collapse its own block
+# first (optimize_on_insert), and one thread parses it: the sink shares the machine with the
+# worker and the broker. Measured on the same rows into chdb: 1.25-1.5x the rows/s.
+INSERT_SETTINGS = "optimize_on_insert = 0, max_threads = 1, max_insert_threads = 1"
 
 
 class StoreError(RuntimeError):
@@ -142,15 +146,18 @@ class ChdbStore:
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
         """One INSERT of every row (values in the order of ``columns``). The rows travel as
-        data after the statement, not as SQL, in JSONCompactEachRow: measured here, 1.5-2x
-        the rate of JSONEachRow."""
+        data after the statement, not as SQL, turned into columns (JSONCompactColumns): one
+        encoder call per batch. Measured here on the same rows: 1.6x JSONCompactEachRow,
+        which was 1.5-2x JSONEachRow."""
         if not rows:
             return
         check_identifier(table, "table")
-        dumps = orjson.dumps
-        body = b"\n".join([dumps(row) for row in rows]).decode()
+        body = orjson.dumps(list(zip(*rows, strict=True))).decode()
         cols = ", ".join(check_identifier(c, "column") for c in columns)
-        statement = f"INSERT INTO {{db}}.{table} ({cols}) FORMAT JSONCompactEachRow\n"
+        statement = (
+            f"INSERT INTO {{db}}.{table} ({cols}) SETTINGS {INSERT_SETTINGS} "
+            "FORMAT JSONCompactColumns\n"
+        )
         self._query(statement, "Null", None, body)
 
     def close(self) -> None:
@@ -230,7 +237,9 @@ class ServerStore:
         cols = ", ".join(check_identifier(c, "column") for c in columns)
         times = [i for i, c in enumerate(columns) if c.endswith("_at")]
         values = [_native(list(row), times) for row in rows]
-        self._execute(f"INSERT INTO {{db}}.{table} ({cols}) VALUES", values)
+        self._execute(
+            f"INSERT INTO {{db}}.{table} ({cols}) SETTINGS {INSERT_SETTINGS} VALUES", values
+        )
 
     def close(self) -> None:
         if self._client is not None:

@@ -387,4 +387,9 @@ def run_worker(settings: Settings) -> None:
     worker = Worker(settings)
     start_process(settings.log_level, worker.stop)
     log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)
-    worker.run()
+    try:
+        worker.run()
+    finally:
+        log.info(
+            "worker stopped: %d messages, %.2f s of CPU", worker.processed, time.process_time()
+        )

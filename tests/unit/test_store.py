@@ -178,14 +178,16 @@ def test_the_sink_batches_by_size_and_by_age():
     now = [0.0]
     sink = ClickHouseSink(store=None, max_rows=3, max_age=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
     assert not sink.due()
-    sink.add("promises", {})
+    sink.add("promises", ["p1", 1])
     assert not sink.due()
     now[0] = 1.0
     assert sink.due()  # the oldest row waited max_age
     now[0] = 0.0
     sink2 = ClickHouseSink(store=None, max_rows=2, max_age=60, clock=lambda: now[0])  # type: ignore[arg-type]
-    sink2.add("promises", {})
-    sink2.add("outcomes", {})
+    sink2.add("promises", ["p1", 1])
+    sink2.add("promises", ["p1", 2])  # the same id: one row
+    assert not sink2.due()
+    sink2.add("outcomes", ["p1", 2])
     assert sink2.due()
 
 
@@ -286,3 +288,15 @@ def test_an_unreachable_server_is_an_outage_and_its_password_is_not_told():
     assert kept_apart._client.connection.password == "p@ss#1"  # no URL-encoding needed
     settings = Settings(clickhouse_url=store.url)
     assert describe_store(settings) == "ClickHouse server 127.0.0.1:1, database promise_tracker"
+
+
+def test_a_batch_holds_one_row_per_id_the_latest(store):
+    sink = ClickHouseSink(store)
+    sink.add_all(violation_rows(violation(), "e1", version=4))
+    sink.add_all(violation_rows(violation(state="retracted"), "e2", version=9))
+    sink.add_all(violation_rows(violation(), "e1", version=4))  # re-delivered, older
+    assert sink.pending == 3  # violations: 1 row; its history: e1 and e2
+    sink.flush()
+    assert int(store.rows("SELECT count() AS n FROM {db}.violations")[0]["n"]) == 1
+    (row,) = queries.violations(store).values()
+    assert row["state"] == "retracted"
