@@ -101,7 +101,6 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         chdb_path=str(workdir / "chdb"),
         # the stories span weeks of event time: keep their state long enough to apply all
         retention=90 * 86_400.0,
-        sink_flush_interval=0.5,
     )
     print(f"1/6 starting Kafka on {settings.kafka} (deploy/kafka/kafka.sh)", file=out, flush=True)
     _check_tools()

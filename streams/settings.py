@@ -55,7 +55,7 @@ class Settings:
     chdb_path: str = ".data/chdb"
     database: str = "promise_tracker"
     sink_batch_rows: int = 20_000  # rows the sink writes at once, at most
-    sink_flush_interval: float = 1.0  # seconds a row waits at most before it is written
+    sink_flush_interval: float = 0.5  # seconds a row waits at most before it is written
     sink_max_backoff: float = 30.0  # longest wait between retries while the store is down
     # fault drills: while this file exists, the sink's store refuses every write
     store_fault_file: str = ""
