@@ -8,9 +8,10 @@ of input partition P is kept in changelog partition P.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.settings import Settings
@@ -92,6 +93,32 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     return created
 
 
+# a topic created a moment ago: its leaders are not known everywhere yet
+_NOT_READY = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition, asking again while the broker is not ready for it.
+
+    Regression: a worker assigned the partitions of a changelog topic created a moment
+    before was told NOT_LEADER_FOR_PARTITION and died in its assignment callback.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            retry = error.code() in _NOT_READY or error.retriable()
+            if not retry or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages of ``topics`` (all partitions) that ``group`` has not committed yet."""
     consumer = Consumer({**kafka_config(settings), "group.id": group})
@@ -104,7 +131,7 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
         ]
         lag = 0
         for tp in consumer.committed(partitions, timeout=10):
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            _, high = watermarks(consumer, tp, timeout=10)
             lag += high - max(tp.offset, 0)
         return lag
     finally:

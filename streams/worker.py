@@ -43,7 +43,7 @@ from streams.engine import EngineConfig
 from streams.live import Output, Partition
 from streams.process import start_process
 from streams.settings import Settings
-from streams.topics import ensure_topics, failed, kafka_config, producer_config
+from streams.topics import ensure_topics, failed, kafka_config, producer_config, watermarks
 
 log = logging.getLogger("promise_tracker.worker")
 
@@ -359,7 +359,7 @@ def read_partitions(
     try:
         ends = {}
         for number in numbers:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, number), timeout=30)
+            low, high = watermarks(reader, TopicPartition(topic, number), timeout=30)
             if high > low:
                 ends[number] = high
         if not ends:
