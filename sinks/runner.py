@@ -198,15 +198,20 @@ class SinkRunner:
             self.undecodable += 1
             log.error("%s[%d]@%d is not an output record of ours: %r", topic, part, offset, exc)
             rows = [foreign_row(message, exc)]  # kept where the rejects are, not dropped
-        if self.kinds[topic] == "outcomes":
-            pid = rows[0][1][0]
-            if pid in self._promises_written:
-                rows = rows[:1]  # the promise row: written already
-            else:
-                if len(self._promises_written) >= PROMISES_REMEMBERED:
-                    self._promises_written.clear()
-                self._promises_written.add(pid)
+        else:
+            if topic == self.settings.outcomes:
+                rows = self._promise_once(rows)
         self.sink.add_all(rows)
+
+    def _promise_once(self, rows: list[tuple[str, Row]]) -> list[tuple[str, Row]]:
+        """An outcome's rows without the promise's, when this process wrote that already."""
+        pid = rows[0][1][0]
+        if pid in self._promises_written:
+            return rows[:1]
+        if len(self._promises_written) >= PROMISES_REMEMBERED:
+            self._promises_written.clear()
+        self._promises_written.add(pid)
+        return rows
 
     def _flush_and_commit(self, final: bool = False) -> None:
         try:
