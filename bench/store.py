@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -45,6 +44,7 @@ from bench.worker import (  # noqa: E402
     load,
     now_iso,
     partitions_of,
+    start,
 )
 from promise_tracker.emit import Emitter  # noqa: E402
 from promise_tracker.synthetic import generate  # noqa: E402
@@ -54,7 +54,7 @@ from sinks.replay_tap import ClickHouseTap  # noqa: E402
 from sinks.rows import COLUMNS  # noqa: E402
 from sinks.store import ChdbStore  # noqa: E402
 from streams.replay import replay  # noqa: E402
-from streams.settings import PREFIX, Settings  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics, group_lag  # noqa: E402
 
 
@@ -111,18 +111,6 @@ def sink_alone(rows: list[tuple[str, dict]]) -> dict[str, float]:
         results[label] = len(rows) / elapsed
         print(f"  {label:>22}: {results[label]:>10,.0f} rows/s")
     return results
-
-
-def start(command: str, settings: Settings, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    env.update({PREFIX + k.upper(): str(v) for k, v in vars(settings).items()})
-    return subprocess.Popen(
-        [sys.executable, "-m", "promise_tracker.cli", command],
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def cpu_seconds(log: Path, pattern: str) -> float:

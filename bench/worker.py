@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from promise_tracker.emit import Emitter, InvalidEvent  # noqa: E402
 from promise_tracker.synthetic import generate, shift_lines  # noqa: E402
-from streams.settings import PREFIX, Settings  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics, producer_config  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -146,12 +146,11 @@ def baseline(settings: Settings, expected: int) -> float:
 # --- 2. the worker -----------------------------------------------------------------------
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    env.update({PREFIX + k.upper(): str(v) for k, v in vars(settings).items()})
+def start(command: str, settings: Settings, log: Path) -> subprocess.Popen:
+    """``promise-tracker COMMAND`` (worker, sink) under these settings, output to ``log``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "promise_tracker.cli", "worker"],
-        env=env,
+        [sys.executable, "-m", "promise_tracker.cli", command],
+        env=settings.environment(),
         cwd=ROOT,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -344,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             base = baseline(settings, total)
             print(f"baseline: plain confluent-kafka consume {base:,.0f} msg/s")
-            worker = start_worker(settings, OUT / "worker.log")
+            worker = start("worker", settings, OUT / "worker.log")
             rate, wall = throughput(settings, total)
             print(
                 f"worker: {rate:,.0f} events/s ({rate / base:.3f} of the baseline), "

@@ -25,7 +25,7 @@ from promise_tracker.synthetic import generate, shift_lines
 from sinks import queries
 from sinks.migrate import migrate
 from sinks.store import ChdbStore
-from streams.settings import PREFIX, Settings
+from streams.settings import Settings
 from streams.topics import ensure_topics, group_lag, kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +41,7 @@ class Process:
     """A ``promise-tracker`` command in the background, its output in a log file."""
 
     def __init__(self, command: str, settings: Settings, log: Path):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-        env.update({PREFIX + k.upper(): str(v) for k, v in vars(settings).items()})
+        env = settings.environment()
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(

@@ -89,6 +89,14 @@ class Settings:
             )
         return settings
 
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (the process's environment) with these settings as ``PROMISE_TRACKER_*``
+        in place of its own: what a child process (worker, sink) reads back in from_env."""
+        base = os.environ if base is None else base
+        env = {k: v for k, v in base.items() if not k.startswith(PREFIX)}
+        env.update({PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)})
+        return env
+
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.settings import PREFIX, Settings
+from streams.settings import Settings
 from streams.topics import producer_config
 from tests.support import ROOT
 
@@ -79,10 +79,7 @@ def fresh_settings(kafka: str, **overrides: Any) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    for name, value in vars(settings).items():
-        env[PREFIX + name.upper()] = str(value)
-    return env
+    return settings.environment()
 
 
 class WorkerProcess:
