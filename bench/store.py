@@ -152,7 +152,12 @@ def run(
             )
             if finished:
                 assert first is not None
-                rate = (total - first[1]) / (now - first[0])
+                # a stream so short that the first commit covers it: count from the start
+                rate = (
+                    (total - first[1]) / (now - first[0])
+                    if now > first[0]
+                    else total / (now - began)
+                )
                 break
             time.sleep(0.25)
         else:
