@@ -108,12 +108,16 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _sink(args: argparse.Namespace) -> int:
     from sinks.runner import run_sink
+    from streams.settings import SettingsError
 
     try:
         run_sink(_settings())
     except StoreError as exc:
         print(f"promise-tracker sink: {exc}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # its metrics port is taken, say
+        print(f"promise-tracker sink: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -127,6 +131,25 @@ def _schemas(args: argparse.Namespace) -> int:
         return 1 if stale else 0
     for path in write():
         print(path)
+    return 0
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    try:
+        from dashboards import build
+    except ImportError as exc:
+        print(
+            f"promise-tracker dashboards: {exc}: install the dev extras (pip install -e '.[dev]')",
+            file=sys.stderr,
+        )
+        return 1
+    if args.check:
+        stale = build.drifted()
+        for path in stale:
+            print(f"{path} differs from dashboards/: run promise-tracker dashboards --write")
+        return 1 if stale else 0
+    for path in build.write():
+        print(f"wrote {path}")
     return 0
 
 
@@ -181,9 +204,14 @@ def _emit(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from streams.settings import SettingsError
     from streams.worker import run_worker
 
-    run_worker(_settings())
+    try:
+        run_worker(_settings())
+    except SettingsError as exc:  # its metrics port is taken, say
+        print(f"promise-tracker worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -271,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="regenerate schemas/json/")
     mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     schemas.set_defaults(run=_schemas)
+
+    dashboards = commands.add_parser(
+        "dashboards", help="write or check the Grafana dashboards and alert rules (deploy/grafana)"
+    )
+    mode = dashboards.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="regenerate them from dashboards/")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    dashboards.set_defaults(run=_dashboards)
     return parser
 
 

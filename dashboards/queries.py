@@ -1,0 +1,323 @@
+"""Every query of the dashboards and alert rules, in one place: ClickHouse SQL for the
+ClickHouse data source (tables unqualified: the data source's ``defaultDatabase`` names the
+database) and PromQL for the worker's and sink's metrics.
+
+Conventions, so that the panels tell the truth:
+
+* tables are read with FINAL: a re-delivered or superseded row must not count twice;
+* keep-rate = kept / (kept + broken). ``expired`` (nothing was measured) is shown apart as
+  unverifiable and is never counted as kept; cancelled promises count for neither;
+* an outcome counts at ``closed_at`` (when it became final, in event time), a violation at
+  ``occurred_at``; a retracted violation (state ``retracted``) counts nowhere;
+* template variables are quoted with ``${var:singlequote}`` and guarded by
+  ``$__conditionalAll`` so that "All" adds no filter at all.
+"""
+
+from __future__ import annotations
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def _where_in(column: str, variable: str) -> str:
+    return f"$__conditionalAll({column} IN (${{{variable}:singlequote}}), ${variable})"
+
+
+# A service is the events' free-text ``source``: its variable's values are hex (the text is
+# the name), so that no quote or backslash in a name can reach the SQL. Channel and kind are
+# enums of the contract, validated on the way in.
+SERVICE = "$__conditionalAll(hex(service) IN (${service:singlequote}), $service)"
+CHANNEL = _where_in("channel", "channel")
+KIND = _where_in("kind", "kind")
+FILTERS = f"{SERVICE}\n  AND {CHANNEL}\n  AND {KIND}"
+ACTIVE = "state = 'active'"
+
+# --- template variables ---------------------------------------------------------------------
+
+VARIABLE_SERVICE = (
+    "SELECT DISTINCT hex(service) AS value, service AS text FROM outcomes ORDER BY text"
+)
+VARIABLE_CHANNEL = f"SELECT DISTINCT channel FROM outcomes WHERE {SERVICE} ORDER BY channel"
+VARIABLE_KIND = f"SELECT DISTINCT kind FROM outcomes WHERE {SERVICE} ORDER BY kind"
+
+# --- leadership ------------------------------------------------------------------------------
+
+KEEP_RATE = f"""
+SELECT countIf(status = 'kept') / nullIf(countIf(status IN ('kept', 'broken')), 0) AS keep_rate
+FROM outcomes FINAL
+WHERE $__timeFilter(closed_at)
+  AND {FILTERS}
+"""
+
+OUTCOME_COUNTS = f"""
+SELECT countIf(status = 'kept') AS kept,
+       countIf(status = 'broken') AS broken,
+       countIf(status = 'expired') AS unverifiable,
+       countIf(status = 'cancelled') AS cancelled
+FROM outcomes FINAL
+WHERE $__timeFilter(closed_at)
+  AND {FILTERS}
+"""
+
+
+def keep_rate_over_time(dimension: str) -> str:
+    """Keep-rate per interval, one series per value of ``dimension`` (a column name)."""
+    return f"""
+SELECT $__timeInterval(closed_at) AS time,
+       {dimension},
+       countIf(status = 'kept') / count() AS keep_rate
+FROM outcomes FINAL
+WHERE $__timeFilter(closed_at)
+  AND status IN ('kept', 'broken')
+  AND {FILTERS}
+GROUP BY time, {dimension}
+ORDER BY time, {dimension}
+"""
+
+
+KEEP_RATE_TABLE = f"""
+SELECT service,
+       channel,
+       kind,
+       countIf(status = 'kept') AS kept,
+       countIf(status = 'broken') AS broken,
+       countIf(status = 'expired') AS unverifiable,
+       countIf(status = 'cancelled') AS cancelled,
+       kept / nullIf(kept + broken, 0) AS keep_rate
+FROM outcomes FINAL
+WHERE $__timeFilter(closed_at)
+  AND {FILTERS}
+GROUP BY service, channel, kind
+ORDER BY keep_rate ASC NULLS LAST, broken DESC, service, channel, kind
+"""
+
+BROKEN_BY_REASON = f"""
+SELECT reason,
+       uniqExact(promise_id) AS broken_promises
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(occurred_at)
+  AND {FILTERS}
+GROUP BY reason
+ORDER BY broken_promises DESC, reason
+"""
+
+CUSTOMERS_AFFECTED = f"""
+SELECT uniqExact(subject) AS customers_affected
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND subject IS NOT NULL
+  AND $__timeFilter(occurred_at)
+  AND {FILTERS}
+"""
+
+TOTAL_EXCESS = f"""
+SELECT sumIf(excess, reason = 'wait_exceeded') / 60 AS minutes_on_hold_beyond_promise,
+       sumIf(excess, reason = 'delivered_late') / 3600 AS hours_delivered_late,
+       sumIf(excess, reason = 'enforced_early') / 86400 AS days_closed_early,
+       sumIf(excess, reason = 'too_many_steps') AS extra_steps
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(occurred_at)
+  AND {FILTERS}
+"""
+
+# Worst first: paging severity, then promises with nothing delivered at all (no excess: not
+# delivered, goal never reached, channel down), then the largest excess in time, then steps.
+WORST_BROKEN = f"""
+SELECT occurred_at AS occurred,
+       service,
+       channel,
+       kind,
+       reason,
+       promise_text AS customer_read,
+       expected,
+       observed,
+       multiIf(excess IS NULL, 'nothing delivered',
+               unit = 'steps', concat(toString(excess), ' extra steps'),
+               formatReadableTimeDelta(excess)) AS beyond_promise,
+       severity,
+       promise_id,
+       violation_id
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(occurred_at)
+  AND {FILTERS}
+ORDER BY severity = 'page' DESC,
+         excess IS NULL DESC,
+         unit = 'seconds' DESC,
+         excess DESC,
+         occurred_at DESC
+LIMIT 50
+"""
+
+# Event time of the breach to the first time the pipeline said so (violation_events keeps
+# every emission; a violation's first active one is its detection).
+DETECTION_LATENCY = f"""
+SELECT $__timeInterval(first_occurred) AS time,
+       quantile(0.5)(latency_s) AS p50,
+       quantile(0.95)(latency_s) AS p95,
+       max(latency_s) AS worst
+FROM (
+    SELECT violation_id,
+           argMin(occurred_at, detected_at) AS first_occurred,
+           dateDiff('millisecond', argMin(occurred_at, detected_at), min(detected_at)) / 1000
+               AS latency_s
+    FROM violation_events FINAL
+    WHERE {ACTIVE}
+      AND violation_id IN (SELECT violation_id FROM violations FINAL WHERE {FILTERS})
+    GROUP BY violation_id
+)
+WHERE $__timeFilter(first_occurred)
+GROUP BY time
+ORDER BY time
+"""
+
+# --- on-call -------------------------------------------------------------------------------
+
+VIOLATIONS_LAST_HOUR = f"""
+SELECT count() AS violations
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND detected_at > $__toTime - INTERVAL 1 HOUR
+  AND detected_at <= $__toTime
+  AND {SERVICE}
+"""
+
+VIOLATIONS_BY_REASON = f"""
+SELECT $__timeInterval(detected_at) AS time,
+       reason,
+       count() AS violations
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(detected_at)
+  AND {SERVICE}
+GROUP BY time, reason
+ORDER BY time, reason
+"""
+
+RECENT_VIOLATIONS = f"""
+SELECT detected_at AS detected,
+       service,
+       channel,
+       reason,
+       severity,
+       promise_text AS customer_read,
+       expected,
+       observed,
+       promise_id,
+       violation_id
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(detected_at)
+  AND {SERVICE}
+  AND $__conditionalAll(violation_id = ${{violation_id:singlequote}}, $violation_id)
+ORDER BY detected_at DESC, violation_id
+LIMIT 200
+"""
+
+REJECT_RATE = """
+SELECT $__timeInterval(rejected_at) AS time,
+       reason,
+       count() * 60 / $__interval_s AS rejects_per_minute
+FROM rejects FINAL
+WHERE $__timeFilter(rejected_at)
+GROUP BY time, reason
+ORDER BY time, reason
+"""
+
+RECENT_REJECTS = """
+SELECT rejected_at AS rejected,
+       reason,
+       message,
+       origin,
+       origin_part AS partition,
+       origin_offset AS offset,
+       substring(raw, 1, 200) AS first_bytes
+FROM rejects FINAL
+WHERE $__timeFilter(rejected_at)
+ORDER BY rejected_at DESC, reject_id
+LIMIT 100
+"""
+
+# Detection to storage: how long a violation took from the worker to a dashboard row.
+SINK_LAG = """
+SELECT $__timeInterval(stored_at) AS time,
+       quantile(0.5)(lag_s) AS p50,
+       quantile(0.99)(lag_s) AS p99
+FROM (
+    SELECT stored_at, dateDiff('millisecond', detected_at, stored_at) / 1000 AS lag_s
+    FROM violation_events FINAL
+    WHERE $__timeFilter(stored_at)
+)
+GROUP BY time
+ORDER BY time
+"""
+
+# Seconds from the newest stored row to the end of the range: grows when nothing arrives.
+SINCE_LAST_ROW = """
+SELECT dateDiff('second', max(stored_at), $__toTime) AS seconds_since_last_row
+FROM outcomes
+WHERE stored_at <= $__toTime
+"""
+
+# --- PromQL (the worker's and sink's /metrics) ----------------------------------------------
+
+PROM_EVENTS_IN = "sum by (topic) (rate(promise_tracker_events_total[$__rate_interval]))"
+PROM_LATE_EVENTS = "sum(rate(promise_tracker_late_events_total[$__rate_interval]))"
+PROM_WATERMARK_DELAY = "max by (partition) (promise_tracker_watermark_delay_seconds)"
+PROM_SINK_LAG = "max(promise_tracker_sink_lag_seconds)"
+PROM_ALERT_QUEUE = "sum(promise_tracker_alert_queue_depth)"
+PROM_REJECTS = "sum by (reason) (rate(promise_tracker_rejects_total[$__rate_interval]))"
+
+# --- alert rules (no browser stage: no template variables) ----------------------------------
+
+OBJECTIVE = 0.99  # the keep-rate a service promises itself; its error budget is 1 - this
+
+
+def burn_rate(short_minutes: int) -> str:
+    """Per service, the smaller of two burn rates: over the rule's range (the long window,
+    ``$__fromTime`` to ``$__toTime``) and over its last ``short_minutes``. Both must exceed
+    the threshold, so a condition ``> N`` is the workbook's two-window rule. A window with
+    no decided promise burns nothing."""
+    short = f"closed_at > $__toTime - INTERVAL {short_minutes} MINUTE"
+    return f"""
+SELECT service,
+       least(
+           ifNull(countIf(status = 'broken') / nullIf(count(), 0), 0),
+           ifNull(countIf(status = 'broken' AND {short})
+                  / nullIf(countIf({short}), 0), 0)
+       ) / {1 - OBJECTIVE:.6g} AS burn_rate
+FROM outcomes FINAL
+WHERE closed_at > $__fromTime
+  AND closed_at <= $__toTime
+  AND status IN ('kept', 'broken')
+GROUP BY service
+ORDER BY service
+"""
+
+
+DLQ_SPIKE_MIN_PER_MINUTE = 10  # below this many rejects a minute, no spike is worth a page
+
+# Rejects a minute over the last 5 minutes against the rest of the rule's range: the ratio
+# (the baseline floored at one a minute), or 0 when the recent rate is too small to matter.
+DLQ_SPIKE = f"""
+SELECT if(recent >= {DLQ_SPIKE_MIN_PER_MINUTE}, recent / greatest(baseline, 1), 0) AS spike
+FROM (
+    SELECT countIf(rejected_at > $__toTime - INTERVAL 5 MINUTE) / 5 AS recent,
+           countIf(rejected_at <= $__toTime - INTERVAL 5 MINUTE)
+               / greatest(dateDiff('minute', $__fromTime, $__toTime) - 5, 1) AS baseline
+    FROM rejects FINAL
+    WHERE rejected_at > $__fromTime
+      AND rejected_at <= $__toTime
+)
+"""
+
+# Seconds since the store last took a row, while promises are open (else 0): the pipeline
+# has stalled when this grows although something is still waiting for a verdict.
+STALLED = """
+SELECT if(open_promises > 0, dateDiff('second', last_row, $__toTime), 0) AS stalled_seconds
+FROM (
+    SELECT (SELECT max(stored_at) FROM outcomes) AS last_row,
+           (SELECT count() FROM outcomes FINAL WHERE status = 'open') AS open_promises
+)
+"""
