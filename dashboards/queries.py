@@ -18,26 +18,34 @@ from __future__ import annotations
 # --- filters ------------------------------------------------------------------------------
 
 
-def _where_in(column: str, variable: str) -> str:
-    return f"$__conditionalAll({column} IN (${{{variable}:singlequote}}), ${variable})"
+def _where_in(column: str) -> str:
+    """The filter of a multi-value variable named like its column. Its values are hex (its
+    texts are the names): a quote or backslash in a name (a service is the events' free-text
+    ``source``) never reaches the SQL, where Grafana's quoting escapes quotes but not
+    backslashes. A value typed into a dashboard URL still can: the data source's user must
+    be read-only (deploy/grafana/provisioning/datasources)."""
+    return f"$__conditionalAll(hex({column}) IN (${{{column}:singlequote}}), ${column})"
 
 
-# A service is the events' free-text ``source``: its variable's values are hex (the text is
-# the name), so that no quote or backslash in a name can reach the SQL. Channel and kind are
-# enums of the contract, validated on the way in.
-SERVICE = "$__conditionalAll(hex(service) IN (${service:singlequote}), $service)"
-CHANNEL = _where_in("channel", "channel")
-KIND = _where_in("kind", "kind")
+def variable(column: str, where: str = "1=1") -> str:
+    """A variable's values (hex) and texts (the names), from the outcomes."""
+    return (
+        f"SELECT DISTINCT hex({column}) AS value, {column} AS text FROM outcomes "
+        f"WHERE {where} ORDER BY text"
+    )
+
+
+SERVICE = _where_in("service")
+CHANNEL = _where_in("channel")
+KIND = _where_in("kind")
 FILTERS = f"{SERVICE}\n  AND {CHANNEL}\n  AND {KIND}"
 ACTIVE = "state = 'active'"
 
 # --- template variables ---------------------------------------------------------------------
 
-VARIABLE_SERVICE = (
-    "SELECT DISTINCT hex(service) AS value, service AS text FROM outcomes ORDER BY text"
-)
-VARIABLE_CHANNEL = f"SELECT DISTINCT channel FROM outcomes WHERE {SERVICE} ORDER BY channel"
-VARIABLE_KIND = f"SELECT DISTINCT kind FROM outcomes WHERE {SERVICE} ORDER BY kind"
+VARIABLE_SERVICE = variable("service")
+VARIABLE_CHANNEL = variable("channel", SERVICE)
+VARIABLE_KIND = variable("kind", SERVICE)
 
 # --- leadership ------------------------------------------------------------------------------
 
