@@ -42,12 +42,14 @@ class Clocks(Struct):
 
 
 class Output(NamedTuple):
-    """One message to send: ``stream`` is violations, outcomes or dlq."""
+    """One message to send: ``stream`` is violations, outcomes or dlq. A violation carries
+    its record too, so that the worker can page without decoding what it encoded."""
 
     stream: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None
+    record: ViolationRecord | None = None
 
 
 # MessagePack: a topic not read yet has a time of -inf, which JSON cannot carry
@@ -91,7 +93,9 @@ class Outbox:
 
     def violation(self, record: ViolationRecord) -> None:
         self.messages.append(
-            Output("violations", record.violation_id.encode(), violation_event(record))
+            Output(
+                "violations", record.violation_id.encode(), violation_event(record), None, record
+            )
         )
 
     def outcome(self, state: PromiseState) -> None:
