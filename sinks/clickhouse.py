@@ -44,6 +44,7 @@ class ClickHouseSink:
         self.pending = 0
         self._oldest: float | None = None
         self.written = 0
+        self.written_by_table: dict[str, int] = dict.fromkeys(COLUMNS, 0)
         self.batches = 0
 
     def add(self, table: str, row: Row) -> None:
@@ -79,10 +80,16 @@ class ClickHouseSink:
                 # only replace themselves, but the retry is cheaper without them
                 self.pending -= len(rows)
                 self.written += len(rows)
+                self.written_by_table[table] += len(rows)
                 self._buffers[table] = {}
         self.batches += 1
         self._oldest = None
         return self.written
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest row held has waited; 0 when none is held."""
+        oldest = self._oldest  # read once: another thread (a metrics scrape) may call this
+        return 0.0 if oldest is None else max(0.0, self.clock() - oldest)
 
     def drop(self) -> int:
         """Forget the batch (its input will be read again); returns the rows dropped."""

@@ -19,12 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client.registry import CollectorRegistry
 
 from schemas.codec import decode_outcome, decode_violation
 from sinks.clickhouse import Backoff, ClickHouseSink
+from sinks.metrics import SinkMetrics
 from sinks.migrate import migrate
 from sinks.rows import Row, outcome_row, promise_row, reject_row, violation_rows
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
+from streams.exposition import serve
 from streams.process import start_process
 from streams.settings import Settings
 from streams.topics import ensure_topics, failed, kafka_config
@@ -132,6 +135,7 @@ class SinkRunner:
         self.settings = settings
         self.store = store
         self.sink = ClickHouseSink(store, settings.sink_batch_rows, settings.sink_flush_interval)
+        self.metrics = SinkMetrics(self.sink)  # every flush goes through it
         self.kinds = {
             settings.violations: "violations",
             settings.outcomes: "outcomes",
@@ -215,7 +219,7 @@ class SinkRunner:
 
     def _flush_and_commit(self, final: bool = False) -> None:
         try:
-            self.sink.flush()
+            self.metrics.flush()
         except StoreUnavailable as exc:
             if final:
                 log.warning(
@@ -257,7 +261,7 @@ class SinkRunner:
     def _revoked(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         """Before another sink takes the partitions: store what we hold, or let it go."""
         try:
-            self.sink.flush()
+            self.metrics.flush()
             self._commit(asynchronous=False)
         except StoreError as exc:
             dropped = self.sink.drop()
@@ -274,9 +278,12 @@ class SinkRunner:
 
 def run_sink(settings: Settings) -> None:
     """Run one sink until SIGTERM/SIGINT."""
+    registry = CollectorRegistry()  # not the global one: tests run several in one process
+    server = serve(registry, settings.metrics_host, settings.sink_metrics_port, "sink_metrics_port")
     ensure_topics(settings)
     store = store_from(settings)
     runner = SinkRunner(settings, store)
+    runner.metrics.register(registry)
     start_process(settings.log_level, runner.stop)
     backoff = Backoff(cap=settings.sink_max_backoff)
     while True:  # a store that is down at start: wait for it, as for one that goes down later
@@ -298,6 +305,10 @@ def run_sink(settings: Settings) -> None:
         settings.kafka,
         describe_store(settings),
     )
+    if server is not None:
+        log.info(
+            "metrics on http://%s:%d/metrics", settings.metrics_host, settings.sink_metrics_port
+        )
     try:
         runner.run()
     finally:

@@ -69,6 +69,7 @@ class Stats:
     active: int = 0  # violations whose last emission is active
     evicted: int = 0
     rejects: Counter = field(default_factory=Counter)
+    violations: Counter = field(default_factory=Counter)  # (reason, state) -> emissions
 
 
 _encode = msgspec.json.Encoder().encode
@@ -363,6 +364,7 @@ class Engine:
                     record = self._record(state, disc, finding)
                     emitted[disc] = (finding, record)
                     self.stats.emissions += 1
+                    self.stats.violations[(finding.reason, "active")] += 1
                     if self.dirty is not None:
                         self.dirty.add(state.promise.id)
                     if prior is None or prior[1].state != "active":
@@ -375,6 +377,7 @@ class Engine:
                     )
                     emitted[disc] = (finding, retraction)
                     self.stats.retractions += 1
+                    self.stats.violations[(record.reason, "retracted")] += 1
                     if self.dirty is not None:
                         self.dirty.add(state.promise.id)
                     self.stats.active -= 1
