@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 kafka=kafka,
                 topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
                 partitions=args.partitions,
+                metrics_port=0,  # a running worker or sink may hold the default ports
+                sink_metrics_port=0,
             )
             ensure_topics(settings)
             lines, load_s = load(settings, args.events, args.partitions)

@@ -4,6 +4,9 @@ Starts a Kafka broker (deploy/kafka/kafka.sh), creates the tables in an embedded
 (chdb), runs a worker and a sink, sends the example stories and a synthetic stream through
 the SDK, waits until every event is in ClickHouse, prints what ClickHouse says, and stops
 everything it started. The tables stay in ``.data/demo/chdb`` for a look afterwards.
+
+When Alertmanager is installed (Debian's prometheus-alertmanager), the worker pages through
+one started by deploy/alertmanager/alertmanager.sh, and the demo counts the alerts firing.
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
+
+import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
 from promise_tracker.stories import EXAMPLES
@@ -30,6 +38,7 @@ from streams.topics import ensure_topics, group_lag, kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+ALERTMANAGER_SH = ROOT / "deploy" / "alertmanager" / "alertmanager.sh"
 WORKDIR = ROOT / ".data" / "demo"
 
 
@@ -100,10 +109,14 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         chdb_path=str(workdir / "chdb"),
         # the stories span weeks of event time: keep their state long enough to apply all
         retention=90 * 86_400.0,
+        # no metrics endpoints: a worker already running here may hold the default ports
+        metrics_port=0,
+        sink_metrics_port=0,
     )
     print(f"1/6 starting Kafka on {settings.kafka} (deploy/kafka/kafka.sh)", file=out, flush=True)
     _check_tools()
     processes: list[Process] = []
+    paging = _alertmanager_env(workdir)  # None when Alertmanager is not installed
     try:
         _kafka("start", broker_env)
         print(f"2/6 creating the tables in chdb at {_show(workdir / 'chdb')}", file=out, flush=True)
@@ -112,6 +125,22 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         store.close()  # the sink owns the directory from now on
         ensure_topics(settings)
         print("3/6 starting a worker and a sink", file=out, flush=True)
+        if paging is not None and _alertmanager("start", paging):
+            url = f"http://127.0.0.1:{paging['ALERTMANAGER_PORT']}"
+            settings = replace(settings, alertmanager_url=url)
+            print(
+                f"    paging through Alertmanager at {settings.alertmanager_url}"
+                " (deploy/alertmanager/alertmanager.sh)",
+                file=out,
+                flush=True,
+            )
+        else:
+            print(
+                "    paging skipped: Alertmanager is not installed or did not start"
+                " (Debian: apt-get install prometheus-alertmanager)",
+                file=out,
+                flush=True,
+            )
         processes.append(Process("worker", settings, workdir / "worker.log"))
         processes.append(Process("sink", settings, workdir / "sink.log"))
         print("4/6 sending the example stories and a synthetic stream", file=out, flush=True)
@@ -126,6 +155,8 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
             _summary(out, store)
         finally:
             store.close()
+        if settings.alertmanager_url:
+            _paging_summary(out, settings.alertmanager_url)
         print(
             f"\nThe tables stay in {_show(workdir / 'chdb')} (database {settings.database}); "
             "the worker's and the sink's logs beside them.",
@@ -134,6 +165,8 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
     finally:
         for process in reversed(processes):
             process.stop()
+        if paging is not None:
+            _alertmanager("stop", paging)
         try:
             _kafka("stop", broker_env)
         except DemoError as exc:  # do not hide why the demo stopped
@@ -155,6 +188,43 @@ def _kafka(action: str, env: dict[str, str]) -> None:
     done = subprocess.run([str(KAFKA_SH), action], env=env, stdout=sys.stderr, timeout=900)
     if done.returncode != 0:
         raise DemoError(f"deploy/kafka/kafka.sh {action} failed (its messages are above)")
+
+
+def _alertmanager_env(workdir: Path) -> dict[str, str] | None:
+    """The environment of deploy/alertmanager/alertmanager.sh on a free port, or None when
+    Alertmanager is not installed."""
+    if not any(shutil.which(name) for name in ("prometheus-alertmanager", "alertmanager")):
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {
+        **os.environ,
+        "ALERTMANAGER_PORT": str(port),
+        "ALERTMANAGER_DATA": str(workdir / "alertmanager"),
+    }
+
+
+def _alertmanager(action: str, env: dict[str, str]) -> bool:
+    """Paging is optional in the demo: a failure is reported (on stderr), not fatal."""
+    done = subprocess.run([str(ALERTMANAGER_SH), action], env=env, stdout=sys.stderr, timeout=60)
+    return done.returncode == 0
+
+
+def _paging_summary(out: TextIO, url: str) -> None:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=10) as response:
+            alerts = orjson.loads(response.read())
+    except OSError as exc:
+        print(f"\nAlertmanager at {url} did not answer: {exc}", file=out)
+        return
+    by_severity = Counter(a["labels"].get("severity", "?") for a in alerts)
+    print(
+        f"\nAlertmanager at {url}: {len(alerts):,} alerts firing "
+        f"{dict(sorted(by_severity.items()))} (stopped now; routes in "
+        "deploy/alertmanager/alertmanager.yml)",
+        file=out,
+    )
 
 
 def _free_port_pair() -> int:

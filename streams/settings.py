@@ -47,6 +47,11 @@ class Settings:
     commit_interval: float = 0.5  # seconds between flush-and-commit points
     batch_wait: float = 0.02  # seconds to wait for a batch to fill
     log_level: str = "info"
+    # Prometheus metrics on http://metrics_host:port/metrics (0: off). Loopback by default:
+    # say 0.0.0.0 for a Prometheus on another host or in another container
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464  # the worker's; several workers on one host need a port each
+    sink_metrics_port: int = 9465  # the sink's
     # the store: a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for
     # the embedded chdb engine in ``chdb_path`` (one sink process per directory)
     clickhouse_url: str = ""
@@ -59,6 +64,14 @@ class Settings:
     sink_max_backoff: float = 30.0  # longest wait between retries while the store is down
     # fault drills: while this file exists, the sink's store refuses every write
     store_fault_file: str = ""
+    # paging (sinks/pager.py): the worker posts active violations to this Alertmanager
+    # (http://host:9093); empty: no paging
+    alertmanager_url: str = ""
+    alert_resend: float = 60.0  # seconds between re-sends of every firing alert
+    alert_hold: float = 86400.0  # an alert fires at most this long after its detection
+    alert_queue_max: int = 10_000  # posts waiting for Alertmanager (e.g. while it is down)
+    alert_max_active: int = 100_000  # alerts a worker keeps firing; beyond, the oldest lapse
+    grafana_url: str = "http://localhost:3000"  # alerts link to its on-call dashboard
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,7 +87,9 @@ class Settings:
             if raw is None or raw == "":
                 continue
             kind = type(f.default)
-            if kind is int:
+            if kind is int and f.name.endswith("_port"):
+                values[f.name] = _port(name, raw)
+            elif kind is int:
                 if not re.fullmatch(r"\d+", raw.strip()) or int(raw) < 1:
                     raise SettingsError(f"{name}={raw!r}: expected a whole number >= 1")
                 values[f.name] = int(raw)
@@ -83,10 +98,24 @@ class Settings:
             else:
                 values[f.name] = raw.strip()
         settings = cls(**values)  # type: ignore[arg-type]
+        if not re.fullmatch(r"[\w.:-]+", settings.metrics_host):
+            raise SettingsError(
+                f"{PREFIX}METRICS_HOST={settings.metrics_host!r}: expected an address to listen "
+                "on, e.g. 127.0.0.1 or 0.0.0.0"
+            )
         if not re.fullmatch(r"[^\s,]+:\d+(,[^\s,]+:\d+)*", settings.kafka):
             raise SettingsError(
                 f"{PREFIX}KAFKA={settings.kafka!r}: expected host:port[,host:port...]"
             )
+        for name in ("alertmanager_url", "grafana_url"):
+            url = getattr(settings, name)
+            if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()}={url!r}: expected http://host:port (or https://)"
+                )
+        for name in ("alert_resend", "alert_hold"):
+            if getattr(settings, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}: expected a duration above 0")
         return settings
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -133,6 +162,12 @@ class Settings:
     def changelog(self) -> str:
         """The worker's state, one compacted partition per input partition."""
         return f"{self.group}-state-changelog"
+
+
+def _port(name: str, raw: str) -> int:
+    if not re.fullmatch(r"\d+", raw.strip()) or int(raw) > 65535:
+        raise SettingsError(f"{name}={raw!r}: expected a port number (1-65535), or 0 for none")
+    return int(raw)
 
 
 def _duration(name: str, raw: str) -> float:

@@ -38,9 +38,14 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from prometheus_client.registry import CollectorRegistry
 
+from schemas.models import ViolationRecord
+from sinks.pager import Pager
 from streams.engine import EngineConfig
+from streams.exposition import serve
 from streams.live import Output, Partition
+from streams.metrics import WorkerCollector, WorkerCounts
 from streams.process import start_process
 from streams.settings import Settings
 from streams.topics import ensure_topics, failed, kafka_config, producer_config, watermarks
@@ -108,14 +113,23 @@ class Worker:
         self._outbox: list[Output] = []  # sent once the batch's state is on the broker
         self._refused: list[str] = []
         self._saved_clocks: dict[int, bytes] = {}
+        self._alerts: list[tuple[ViolationRecord, int]] = []  # offered once sent
+        # pages through Alertmanager (sinks/pager.py); None when no URL is set
+        self.pager = Pager.from_settings(settings, clock) if settings.alertmanager_url else None
         self._stop = False
-        self.processed = 0
+        self.counts = WorkerCounts(self.inputs)  # read by streams/metrics.py at scrape time
+
+    @property
+    def processed(self) -> int:
+        return sum(self.counts.read.values())
 
     # --- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
         """Until stop() (or SIGTERM/SIGINT when installed): the worker's whole life."""
         settings = self.settings
+        if self.pager is not None:
+            self.pager.start()
         self.consumer.subscribe(
             list(self.inputs),
             on_assign=self._assigned,
@@ -156,7 +170,7 @@ class Worker:
             return
         topic, number, offset = message.topic(), message.partition(), message.offset()
         self.positions[(topic, number)] = offset + 1
-        self.processed += 1
+        self.counts.read[topic] += 1
         part = self.partitions.get(number)
         if part is None:  # not assigned as a whole yet (cannot happen with eager range)
             part = self.partitions[number] = self._restore(number)
@@ -166,6 +180,7 @@ class Worker:
             log.exception("failed on %s[%d]@%d", topic, number, offset)
             self._dead_letter(message, exc)
             self._persist_then_send()  # what earlier messages changed is kept...
+            self.counts.retire(self.partitions, number)
             self.partitions[number] = self._restore(number)  # ...this one's half-change not
             return
         self._collect(part)
@@ -186,7 +201,10 @@ class Worker:
         return high >= 0 and part.next_offset.get(topic, 0) >= high
 
     def _collect(self, part: Partition) -> None:
-        self._outbox += part.outbox.take()
+        taken = part.outbox.take()
+        self._outbox += taken
+        if self.pager is not None:
+            self._alerts += [(o.record, part.number) for o in taken if o.record is not None]
         for pid, value in part.changes():
             self._changelog[(part.number, ENTRY + pid.encode())] = value
 
@@ -217,6 +235,10 @@ class Worker:
             self._produce(outputs[out.stream], out.key, out.value, headers=out.headers)
         self._outbox.clear()
         self.producer.poll(0)
+        if self._alerts and self.pager is not None:  # after their records, like the topic
+            for record, number in self._alerts:
+                self.pager.offer(record, number)
+            self._alerts.clear()
 
     def _flush(self) -> None:
         while self.producer.flush(5.0):
@@ -248,6 +270,7 @@ class Worker:
             self._refused.append(f"{message.topic()}[{message.partition()}]: {err}")
 
     def _dead_letter(self, message: Any, exc: BaseException) -> None:
+        self.counts.bug_rejects += 1
         self._outbox.append(
             Output(
                 "dlq",
@@ -270,7 +293,9 @@ class Worker:
         log.info("assigned partitions %s", numbers)
         changelog = read_partitions(self.settings, self.settings.changelog, numbers)
         for number in numbers:
-            self.partitions[number] = self._restore(number, changelog[number])
+            part = self._restore(number, changelog[number])
+            self.counts.retire(self.partitions, number)  # none, unless read before assigned
+            self.partitions[number] = part
 
     def _revoked(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         """Before another member takes them: everything of ours on the broker, committed."""
@@ -285,15 +310,20 @@ class Worker:
             log.warning("could not commit before the rebalance (will be read again): %s", exc)
         self.positions.clear()
         for tp in revoked:
-            self.partitions.pop(tp.partition, None)
+            self.counts.retire(self.partitions, tp.partition)
+        if self.pager is not None:  # the new owner says their violations again
+            self.pager.forget(tp.partition for tp in revoked)
 
     def _lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         log.warning("lost partitions %s", sorted({tp.partition for tp in lost}))
         self._changelog.clear()
         self._outbox.clear()
+        self._alerts.clear()
         self.positions.clear()
         for tp in lost:
-            self.partitions.pop(tp.partition, None)
+            self.counts.retire(self.partitions, tp.partition)
+        if self.pager is not None:
+            self.pager.forget(tp.partition for tp in lost)
 
     def _restore(
         self, number: int, records: list[tuple[bytes, bytes | None]] | None = None
@@ -339,6 +369,8 @@ class Worker:
                 if offsets:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
         finally:
+            if self.pager is not None:  # what is pending, before leaving forgets it
+                self.pager.close()
             self.consumer.close()  # leaves the group: the others take over at once
 
 
@@ -383,10 +415,15 @@ def read_partitions(
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (run several for more partitions in parallel)."""
+    registry = CollectorRegistry()  # not the global one: tests run several in one process
+    server = serve(registry, settings.metrics_host, settings.metrics_port, "metrics_port")
     ensure_topics(settings)
     worker = Worker(settings)
+    registry.register(WorkerCollector(worker))
     start_process(settings.log_level, worker.stop)
     log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)
+    if server is not None:
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     try:
         worker.run()
     finally:

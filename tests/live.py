@@ -73,9 +73,11 @@ def stop_broker(port: int, data: Path) -> None:
 
 
 def fresh_settings(kafka: str, **overrides: Any) -> Settings:
-    """Settings whose topics and consumer group no other test uses."""
+    """Settings whose topics and consumer group no other test uses; metrics off unless
+    asked for (several workers run at once, and the default ports may be taken)."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    return replace(Settings(kafka=kafka, topic_prefix=prefix), **overrides)
+    base = Settings(kafka=kafka, topic_prefix=prefix, metrics_port=0, sink_metrics_port=0)
+    return replace(base, **overrides)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
