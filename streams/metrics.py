@@ -150,8 +150,8 @@ def _pager(pager: Any) -> Iterator[Metric]:
         ("alert_queue_depth", "queue_depth", "Alert posts waiting for Alertmanager", _gauge),
         ("alerts_active", "active_count", "Alerts firing (active violations paged)", _gauge),
         ("alerts_sent", "sent", "Alerts posted to Alertmanager", _counter),
-        ("alert_post_failures", "failed_posts", "Posts Alertmanager did not take", _counter),
-        ("alerts_dropped", "dropped", "Alerts dropped because the queue was full", _counter),
+        ("alert_post_failures", "failed_posts", "Requests to Alertmanager that failed", _counter),
+        ("alerts_dropped", "dropped", "Alerts let go (a full queue or firing set)", _counter),
     ):
         family = kind(name, doc)
         family.add_metric([], int(getattr(pager, attribute, 0)))
