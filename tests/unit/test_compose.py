@@ -5,6 +5,7 @@ exists in the repository."""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import fields
 
 import yaml
@@ -18,14 +19,15 @@ SERVICES = COMPOSE["services"]
 
 
 def test_it_has_the_whole_pipeline():
-    assert {"kafka", "clickhouse", "grafana", "migrate", "worker", "sink"} <= SERVICES.keys()
+    pipeline = {"kafka", "clickhouse", "grafana", "migrate", "worker", "sink"}
+    assert pipeline | {"prometheus", "alertmanager"} <= SERVICES.keys()
 
 
 def test_every_image_is_pinned_to_a_version():
     for name, service in SERVICES.items():
         image = service["image"]
         tag = image.rpartition(":")[2] if ":" in image else ""
-        assert re.fullmatch(r"\d+(\.\d+)*(-[\w.]+)?", tag), f"{name}: {image} is not pinned"
+        assert re.fullmatch(r"v?\d+(\.\d+)*(-[\w.]+)?", tag), f"{name}: {image} is not pinned"
     plugin = SERVICES["grafana"]["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
     assert re.fullmatch(r"grafana-clickhouse-datasource@\d+\.\d+\.\d+", plugin)
 
@@ -75,3 +77,18 @@ def test_no_secret_is_written_in_the_file():
     for line in text.splitlines():
         if "PASSWORD" in line and ":" in line and not line.strip().startswith("#"):
             assert "${" in line or "PASSWORD}" in line, line
+
+
+def test_the_prometheus_and_alertmanager_configs_load():
+    """promtool and amtool come with Debian's prometheus and prometheus-alertmanager."""
+    checks = {
+        "prometheus": ["promtool", "check", "config"],
+        "alertmanager": ["amtool", "check-config"],
+    }
+    for name, command in checks.items():
+        mounts = [v.split(":")[0] for v in SERVICES[name]["volumes"]]
+        configs = [ROOT / m for m in mounts if m.endswith(".yml")]
+        assert configs, name
+        for config in configs:
+            done = subprocess.run([*command, str(config)], capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
