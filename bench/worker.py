@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from promise_tracker.emit import Emitter, InvalidEvent  # noqa: E402
 from promise_tracker.synthetic import generate, shift_lines  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.topics import ensure_topics, producer_config  # noqa: E402
+from streams.topics import ensure_topics, kafka_config, producer_config  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -73,7 +73,7 @@ def now_iso(offset: float = 0.0) -> str:
 def consumer(settings: Settings, group: str | None = None) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": settings.kafka,
+            **kafka_config(settings),
             "group.id": group or f"bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -14,6 +14,7 @@ from streams.engine import EngineConfig
 
 def _replay(args: argparse.Namespace) -> int:
     from streams.replay import ReplayError, replay
+    from streams.settings import SettingsError
 
     outputs = (args.violations, args.outcomes, args.rejects)
     if args.clickhouse is None and None in outputs:
@@ -25,8 +26,10 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     config = EngineConfig(retention=args.retention, orphan_ttl=args.orphan_ttl)
     store = sink = None
+    subject_key = b""
     try:
         if args.clickhouse is not None:
+            subject_key = _subject_key()
             store, sink = _replay_store(args.clickhouse, args.database)
         summary = replay(
             [Path(p) for p in args.inputs],
@@ -34,11 +37,11 @@ def _replay(args: argparse.Namespace) -> int:
             lateness=args.lateness,
             config=config,
             progress=None if not args.quiet else False,
-            tap=None if sink is None else _tap(sink),
+            tap=None if sink is None else _tap(sink, subject_key),
         )
         if sink is not None:
             sink.flush()
-    except ReplayError as exc:
+    except (ReplayError, SettingsError) as exc:
         print(f"promise-tracker replay: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
@@ -80,10 +83,17 @@ def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
     return store, ClickHouseSink(store, max_rows=50_000)
 
 
-def _tap(sink):  # type: ignore[no-untyped-def]
+def _tap(sink, subject_key: bytes):  # type: ignore[no-untyped-def]
     from sinks.replay_tap import ClickHouseTap
 
-    return ClickHouseTap(sink)
+    return ClickHouseTap(sink, subject_key=subject_key)
+
+
+def _subject_key() -> bytes:
+    """PROMISE_TRACKER_SUBJECT_KEY (or its _FILE): the replay stores subjects as the sink does."""
+    from streams.settings import secret_from_env
+
+    return secret_from_env("subject_key").encode()
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -216,11 +226,12 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
+    from streams.settings import SettingsError
     from streams.topics import TopicError, ensure_topics
 
     try:
         created = ensure_topics(_settings())
-    except TopicError as exc:
+    except (TopicError, SettingsError) as exc:  # SettingsError: credentials refused
         print(f"promise-tracker topics: {exc}", file=sys.stderr)
         return 1
     for name in created:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sinks.store import Store
+from sinks.store import Store, check_identifier
 
 _VIOLATIONS = """
 SELECT violation_id, promise_id, service, channel, subject, kind, reason, expected, observed,
@@ -94,6 +94,7 @@ def counts(store: Store) -> Counter[str]:
     """Rows per table after deduplication (what a reader sees)."""
     found: Counter[str] = Counter()
     for table in ("promises", "outcomes", "violations", "violation_events", "rejects"):
-        rows = store.rows(f"SELECT count() AS n FROM {{db}}.{table} FINAL")
+        name = check_identifier(table, "table")
+        rows = store.rows(f"SELECT count() AS n FROM {{db}}.{name} FINAL")
         found[table] = int(rows[0]["n"])
     return found

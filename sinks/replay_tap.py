@@ -18,8 +18,9 @@ from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 class ClickHouseTap:
     """Adds a replay's violations, rejects and final outcomes to a sink, flushing as it goes."""
 
-    def __init__(self, sink: ClickHouseSink, now: float | None = None):
+    def __init__(self, sink: ClickHouseSink, now: float | None = None, subject_key: bytes = b""):
         self.sink = sink
+        self.subject_key = subject_key  # as the live sink: subjects stored as pseudonyms
         self.now = time.time() if now is None else now
         self.sequence = 0
 
@@ -28,7 +29,8 @@ class ClickHouseTap:
         return self.sequence
 
     def violation(self, record: ViolationRecord) -> None:
-        self.sink.add_all(violation_rows(record, violation_event_id(record), self._next()))
+        rows = violation_rows(record, violation_event_id(record), self._next(), self.subject_key)
+        self.sink.add_all(rows)
         self._flush_if_full()
 
     def reject(self, reject: Reject) -> None:
@@ -52,7 +54,9 @@ class ClickHouseTap:
 
     def final_outcome(self, record: OutcomeRecord) -> None:
         version = self._next()
-        self.sink.add_all([outcome_row(record, self.now, version), promise_row(record, version)])
+        self.sink.add_all(
+            [outcome_row(record, self.now, version), promise_row(record, version, self.subject_key)]
+        )
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:

@@ -4,12 +4,18 @@ A row is a list of values in the order of ``COLUMNS[table]`` (built straight fro
 record's attributes: the sink's hot path). Times are Unix seconds; each store encodes them
 for its backend. ``version`` is where the row came from (the output record's Kafka offset,
 or a replay's emission number): the table keeps the highest version per id.
+
+With a subject key (setting ``subject_key``), every ``subject`` column holds a pseudonym
+instead of the subject: ``hmac:`` and HMAC-SHA256(key, subject) in hex. The same subject
+always gets the same pseudonym, so counting distinct subjects still counts customers, and
+without the key nobody can tell who they are (nor test a guess).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from typing import Any
 
 from schemas.models import OutcomeRecord, ViolationRecord
@@ -40,12 +46,23 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 Row = list[Any]
+PSEUDONYM = "hmac:"
 
 
-def violation_rows(r: ViolationRecord, event_id: str, version: int) -> list[tuple[str, Row]]:
+def pseudonym(key: bytes, subject: str | None) -> str | None:
+    """The subject as stored: itself without a key, else its keyed hash (None stays None)."""
+    if not key or subject is None:
+        return subject
+    return PSEUDONYM + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def violation_rows(
+    r: ViolationRecord, event_id: str, version: int, subject_key: bytes = b""
+) -> list[tuple[str, Row]]:
     """A violation emission: its latest state, and its line in the history."""
+    subject = pseudonym(subject_key, r.subject) if subject_key else r.subject
     latest = [
-        r.violation_id, r.promise_id, r.service, r.channel, r.subject, r.kind, r.reason,
+        r.violation_id, r.promise_id, r.service, r.channel, subject, r.kind, r.reason,
         r.expected, r.observed, r.excess, r.unit, r.occurred_at, r.detected_at,
         r.observation_id, r.observed_by, r.promise_text, r.labels, r.state, event_id, version,
     ]  # fmt: skip
@@ -56,10 +73,11 @@ def violation_rows(r: ViolationRecord, event_id: str, version: int) -> list[tupl
     return [("violations", latest), ("violation_events", history)]
 
 
-def promise_row(r: OutcomeRecord, version: int) -> tuple[str, Row]:
+def promise_row(r: OutcomeRecord, version: int, subject_key: bytes = b"") -> tuple[str, Row]:
     """The promise's facts: the same in every outcome of it."""
+    subject = pseudonym(subject_key, r.subject) if subject_key else r.subject
     row = [
-        r.promise_id, r.service, r.channel, r.kind, r.subject, r.issued_at, r.text, r.labels,
+        r.promise_id, r.service, r.channel, r.kind, subject, r.issued_at, r.text, r.labels,
         version,
     ]  # fmt: skip
     return ("promises", row)

@@ -83,17 +83,23 @@ def describe_store(settings: Settings) -> str:
     return f"ClickHouse server {parts.hostname}:{parts.port or 9000}, database {settings.database}"
 
 
-def records_to_rows(topic_kind: str, message: Any) -> list[tuple[str, Row]]:
+def records_to_rows(
+    topic_kind: str, message: Any, subject_key: bytes = b""
+) -> list[tuple[str, Row]]:
     """One output record to its rows (for an outcome: the outcome, then the promise);
-    raises ``msgspec.ValidationError`` (a ValueError) for a record that is not ours."""
+    raises ``msgspec.ValidationError`` (a ValueError) for a record that is not ours.
+    With ``subject_key``, subjects are stored as pseudonyms (sinks/rows.py)."""
     value, offset = message.value(), message.offset()
     _, stamp = message.timestamp()
     if topic_kind == "violations":
         event = decode_violation(value)
-        return violation_rows(event.data, event.id, offset)
+        return violation_rows(event.data, event.id, offset, subject_key)
     if topic_kind == "outcomes":
         record = decode_outcome(value).data
-        return [outcome_row(record, stamp / 1000, offset), promise_row(record, offset)]
+        return [
+            outcome_row(record, stamp / 1000, offset),
+            promise_row(record, offset, subject_key),
+        ]
     headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
     part, off = headers.get("partition"), headers.get("offset")
     return [
@@ -136,6 +142,7 @@ class SinkRunner:
         self.store = store
         self.sink = ClickHouseSink(store, settings.sink_batch_rows, settings.sink_flush_interval)
         self.metrics = SinkMetrics(self.sink)  # every flush goes through it
+        self.subject_key = settings.subject_key.encode()  # b"": subjects stored as they are
         self.kinds = {
             settings.violations: "violations",
             settings.outcomes: "outcomes",
@@ -197,7 +204,7 @@ class SinkRunner:
         self.positions[(topic, part)] = offset + 1
         self.consumed += 1
         try:
-            rows = records_to_rows(self.kinds[topic], message)
+            rows = records_to_rows(self.kinds[topic], message, self.subject_key)
         except (ValueError, KeyError, TypeError) as exc:
             self.undecodable += 1
             log.error("%s[%d]@%d is not an output record of ours: %r", topic, part, offset, exc)

@@ -14,13 +14,21 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.settings import Settings
+from streams.settings import PREFIX, Settings, SettingsError
 
 HOUR_MS = 3_600_000
+# A dead letter carries an input record's bytes (up to the broker's limit compressed, more
+# uncompressed) plus its headers: its topic and the worker's producer take this much, and a
+# record larger still is cut short (streams/live.py ``shrink``) rather than refused.
+DLQ_MAX_BYTES = 8 << 20
 
 
 class TopicError(RuntimeError):
     """A topic exists with a shape the worker cannot use."""
+
+
+class KafkaAuthError(SettingsError):
+    """The brokers refused our credentials (SASL) or our TLS setup: retrying will not help."""
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -32,13 +40,33 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.changelog: compacted,
         settings.violations: compacted,
         settings.outcomes: compacted,
-        settings.dlq: {"retention.ms": str(30 * 24 * HOUR_MS)},
+        settings.dlq: {
+            "retention.ms": str(30 * 24 * HOUR_MS),
+            "max.message.bytes": str(DLQ_MAX_BYTES),
+        },
     }
 
 
 def kafka_config(settings: Settings) -> dict[str, str]:
-    """What every Kafka client of ours is given: where the brokers are."""
-    return {"bootstrap.servers": settings.kafka}
+    """What every Kafka client of ours is given (worker, sink, SDK, admin, readers): where
+    the brokers are and how to connect to them. It holds secrets: never log it."""
+    config = {"bootstrap.servers": settings.kafka}
+    protocol = settings.kafka_security_protocol
+    if protocol != "PLAINTEXT":
+        config["security.protocol"] = protocol
+    if protocol.startswith("SASL_"):
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        config["sasl.password"] = settings.kafka_sasl_password
+    for option, value in (
+        ("ssl.ca.location", settings.kafka_ssl_ca_location),
+        ("ssl.certificate.location", settings.kafka_ssl_certificate_location),
+        ("ssl.key.location", settings.kafka_ssl_key_location),
+        ("ssl.key.password", settings.kafka_ssl_key_password),
+    ):
+        if value:
+            config[option] = value
+    return config
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -54,8 +82,40 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def admin(settings: Settings) -> AdminClient:
-    return AdminClient(kafka_config(settings))
+def admin(settings: Settings, errors: list[KafkaError] | None = None) -> AdminClient:
+    """An admin client; ``errors`` collects the client's errors (see ``list_topics``)."""
+    config: dict[str, Any] = kafka_config(settings)
+    if errors is not None:
+        config["error_cb"] = errors.append
+    return AdminClient(config)
+
+
+def list_topics(
+    client: AdminClient, errors: list[KafkaError], settings: Settings, timeout: float
+) -> dict[str, Any]:
+    """The cluster's topics; refused credentials fail at once with one line that names the
+    settings (librdkafka would retry them until ``timeout`` and then say "transport failure").
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.list_topics(timeout=min(1.0, timeout)).topics
+        except KafkaException:
+            client.poll(0)  # serves the error callback
+            for error in errors:
+                if error.code() == KafkaError._AUTHENTICATION:
+                    raise KafkaAuthError(
+                        f"Kafka at {settings.kafka} refused the credentials ({error.str()}): "
+                        f"check {PREFIX}KAFKA_SASL_USERNAME and {PREFIX}KAFKA_SASL_PASSWORD "
+                        "(or its _FILE)"
+                    ) from None
+                if error.code() == KafkaError._SSL:
+                    raise KafkaAuthError(
+                        f"TLS with Kafka at {settings.kafka} failed ({error.str()}): check "
+                        f"{PREFIX}KAFKA_SECURITY_PROTOCOL and the {PREFIX}KAFKA_SSL_* files"
+                    ) from None
+            if time.monotonic() >= deadline:
+                raise
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
@@ -63,9 +123,10 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
 
     Returns the names created.
     """
-    client = admin(settings)
+    errors: list[KafkaError] = []
+    client = admin(settings, errors)
     specs = topic_specs(settings)
-    existing = client.list_topics(timeout=timeout).topics
+    existing = list_topics(client, errors, settings, timeout)
     copartitioned = (settings.issued, settings.observed, settings.changelog)
     for name in copartitioned:
         meta = existing.get(name)

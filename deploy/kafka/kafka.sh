@@ -10,6 +10,11 @@
 # Settings (environment): KAFKA_PORT (9092; the controller listens on KAFKA_PORT+1),
 # KAFKA_DATA (.data/kafka-$KAFKA_PORT under the repo), KAFKA_CACHE (~/.cache/promise-tracker),
 # KAFKA_HEAP (512m).
+#
+# Optional SASL/PLAIN listener (SASL_PLAINTEXT; the controller and the broker-to-broker
+# listener stay PLAINTEXT): KAFKA_SASL_PORT (its port; unset: no such listener) and
+# KAFKA_SASL_USERS, the accounts as "name:password name2:password2" (no quotes, backslashes
+# or spaces in them). They are written into $KAFKA_DATA/server.properties (mode 600).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -53,16 +58,49 @@ running_pid() {
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
+sasl_config() {
+  # the JAAS line of the SASL listener: user_NAME="PASSWORD" per account
+  local users="" first="" account name password
+  [ -n "${KAFKA_SASL_USERS:-}" ] || { say "KAFKA_SASL_PORT needs KAFKA_SASL_USERS=name:password"; exit 1; }
+  for account in $KAFKA_SASL_USERS; do
+    name=${account%%:*}
+    password=${account#*:}
+    case "$account" in
+      *:*) ;;
+      *) say "KAFKA_SASL_USERS: expected name:password, got an entry without ':'"; exit 1 ;;
+    esac
+    case "$name$password" in
+      *'"'*|*\\*|'') say "KAFKA_SASL_USERS: no quotes or backslashes in names and passwords"; exit 1 ;;
+    esac
+    [ -n "$first" ] || first="username=\"$name\" password=\"$password\""
+    users="$users user_$name=\"$password\""
+  done
+  cat <<CONF
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required $first$users;
+CONF
+}
+
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$PORT" map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  local sasl=""
+  if [ -n "${KAFKA_SASL_PORT:-}" ]; then
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    map="$map,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    sasl=$(sasl_config)
+  fi
+  (umask 077 && : > "$DATA/server.properties")
   cat > "$DATA/server.properties" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$map
+$sasl
 log.dirs=$DATA/logs
 num.partitions=1
 auto.create.topics.enable=false
