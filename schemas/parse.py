@@ -69,8 +69,20 @@ def _event_type(raw: bytes) -> object:
         return None
 
 
-def parse(raw: bytes, origin: object = None) -> Event | Reject:
-    """Decode and validate one CloudEvent (SPEC 1.3)."""
+def parse(raw: bytes | None, origin: object = None) -> Event | Reject:
+    """Decode and validate one CloudEvent (SPEC 1.3). ``None`` is a Kafka record without a
+    value (a tombstone): rejected like empty bytes.
+
+    Regression: a null record raised TypeError in the worker, which took its bug path
+    (dead-letter, then rebuild the partition from its changelog) once per such record.
+    """
+    if raw is None:
+        return Reject(
+            Reason.INVALID_JSON,
+            "the message has no value (a null record): send one CloudEvent per message",
+            b"",
+            origin=origin,
+        )
     if len(raw) > MAX_EVENT_BYTES:
         return Reject(
             Reason.INVALID_EVENT,

@@ -270,6 +270,11 @@ class Engine:
             oid,
         )
 
+    @property
+    def orphans_held(self) -> int:
+        """Observations waiting for their promise: at most ``max_orphans`` (a metric)."""
+        return len(self._orphan_ids)
+
     # --- time ----------------------------------------------------------------------
 
     def advance(self, watermark: float) -> None:

@@ -6,6 +6,7 @@ everything here is tested without a broker.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -22,6 +23,8 @@ from streams.snapshot import Entry, decode_entry, encode_entry
 from streams.state import PromiseState
 
 INF = float("inf")
+MAX_MESSAGE_CHARS = 1000  # of a reject's message in its dead-letter header
+SHRUNK_BYTES = 64 << 10  # of a dead letter's value, when the whole one is refused
 
 
 class Origin(Struct, array_like=True, frozen=True):
@@ -58,8 +61,12 @@ decode_clocks = msgspec.msgpack.Decoder(Clocks).decode
 
 
 def reject_headers(reject: Reject) -> list[tuple[str, bytes]]:
-    """The dead-letter headers: why, and where the original bytes came from."""
-    headers = [("reason", str(reject.reason).encode()), ("message", reject.message.encode())]
+    """The dead-letter headers: why, and where the original bytes came from. The message is
+    cut short: it may quote a key or an id, and those can be a megabyte of hostile input."""
+    text = reject.message
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + f"... ({len(reject.message)} characters)"
+    headers = [("reason", str(reject.reason).encode()), ("message", text.encode())]
     if reject.event_id is not None:
         headers.append(("event_id", reject.event_id.encode()))
     origin = reject.origin
@@ -70,6 +77,20 @@ def reject_headers(reject: Reject) -> list[tuple[str, bytes]]:
             ("offset", str(origin.offset).encode()),
         ]
     return headers
+
+
+def shrink(
+    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """A dead letter its topic refused as too large: the first SHRUNK_BYTES of its value,
+    key and headers cut to a kilobyte, and headers saying so (the original length and
+    SHA-256), so that it is still seen and counted rather than lost or crashing the worker."""
+    kept = [(k, v[:1024]) for k, v in headers or [] if k not in ("truncated", "sha256")]
+    kept += [
+        ("truncated", str(len(value)).encode()),
+        ("sha256", hashlib.sha256(value).hexdigest().encode()),
+    ]
+    return (None if key is None else key[:1024]), value[:SHRUNK_BYTES], kept
 
 
 def _decode_entry(raw: bytes) -> Entry:
@@ -132,7 +153,13 @@ class Partition:
         self.inputs = inputs
         self.lateness = lateness
         self.quiet = quiet  # seconds without a message before a caught-up topic is quiet
-        self.last_read: dict[str, float] = {}  # per input topic: wall clock of the last message
+        # per input topic: wall clock of the last message. A new owner counts the quiet
+        # period from when it took the partition, not from ever: right after a restart or a
+        # rebalance a topic can look caught up for an instant while its producers are
+        # mid-burst, and a watermark moved to the wall clock then fires absences whose
+        # deliveries are still on their way (found by tests/chaos: thousands of
+        # not_delivered and goal_not_reached fired, then retracted, after worker kills)
+        self.last_read: dict[str, float] = dict.fromkeys(inputs, clock())
         self.clock = clock
         self.outbox = Outbox(clock)
         self.engine = Engine(config, self.outbox, clock)
@@ -154,8 +181,8 @@ class Partition:
 
     # --- input -----------------------------------------------------------------------
 
-    def message(self, topic: str, offset: int, key: bytes | None, raw: bytes) -> None:
-        """One message from an input topic."""
+    def message(self, topic: str, offset: int, key: bytes | None, raw: bytes | None) -> None:
+        """One message from an input topic (``raw`` is None for a record without a value)."""
         self.next_offset[topic] = offset + 1
         self.last_read[topic] = self.clock()
         origin = Origin(topic, self.number, offset, key)

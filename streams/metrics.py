@@ -137,6 +137,15 @@ class WorkerCollector(Collector):
         )
         held.add_metric([], sum(len(part.engine.promises) for part in owned.values()))
         yield held
+        orphans = _gauge(
+            "orphans",
+            "Observations held waiting for their promise, per owned partition (at most "
+            "max_orphans; beyond, the oldest is rejected unknown_promise)",
+            ["partition"],
+        )
+        for number, part in sorted(owned.items()):
+            orphans.add_metric([str(number)], part.engine.orphans_held)
+        yield orphans
         partitions = _gauge("owned_partitions", "Input partition numbers this worker owns")
         partitions.add_metric([], len(owned))
         yield partitions

@@ -34,6 +34,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -44,11 +45,18 @@ from schemas.models import ViolationRecord
 from sinks.pager import Pager
 from streams.engine import EngineConfig
 from streams.exposition import serve
-from streams.live import Output, Partition
+from streams.live import SHRUNK_BYTES, Output, Partition, shrink
 from streams.metrics import WorkerCollector, WorkerCounts
 from streams.process import start_process
 from streams.settings import Settings
-from streams.topics import ensure_topics, failed, kafka_config, producer_config, watermarks
+from streams.topics import (
+    DLQ_MAX_BYTES,
+    ensure_topics,
+    failed,
+    kafka_config,
+    producer_config,
+    watermarks,
+)
 
 log = logging.getLogger("promise_tracker.worker")
 
@@ -105,6 +113,9 @@ class Worker:
                 "linger.ms": 2,
                 "queue.buffering.max.messages": 1_000_000,
                 "delivery.report.only.error": True,  # a callback only for failures
+                # a dead letter is an input record and its headers: over librdkafka's 1 MB
+                # default, it raised MSG_SIZE_TOO_LARGE and the worker stopped
+                "message.max.bytes": DLQ_MAX_BYTES,
             }
         )
         self.partitions: dict[int, Partition] = {}
@@ -264,10 +275,29 @@ class Worker:
                 return
             except BufferError:  # the local queue is full: let the broker catch up
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                if not self._too_large(exc.args[0], topic, value):
+                    raise
+                key, value, headers = shrink(key, value or b"", headers)
 
     def _delivered(self, err: Any, message: Any) -> None:
-        if err is not None:
-            self._refused.append(f"{message.topic()}[{message.partition()}]: {err}")
+        if err is None:
+            return
+        topic, value = message.topic(), message.value()
+        if self._too_large(err, topic, value):  # e.g. a DLQ topic created with a lower limit
+            self._produce(topic, *shrink(message.key(), value or b"", message.headers()))
+            return
+        self._refused.append(f"{topic}[{message.partition()}]: {err}")
+
+    def _too_large(self, err: KafkaError, topic: str, value: bytes | None) -> bool:
+        """A dead letter refused for its size (and not cut short already): sent cut short,
+        rather than stopping the worker on the same record at every restart."""
+        if err.code() != KafkaError.MSG_SIZE_TOO_LARGE or topic != self.outputs["dlq"]:
+            return False
+        if value is None or len(value) <= SHRUNK_BYTES:
+            return False
+        log.warning("%s: a dead letter of %d bytes is too large: sent cut short", topic, len(value))
+        return True
 
     def _dead_letter(self, message: Any, exc: BaseException) -> None:
         self.counts.bug_rejects += 1

@@ -3,11 +3,13 @@ dead-letter headers, and what a restarted worker rebuilds."""
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from schemas.codec import decode_outcome, decode_violation
 from streams.engine import EngineConfig
-from streams.live import Partition
+from streams.live import SHRUNK_BYTES, Partition, shrink
 from tests.support import line, observe, promise, ts, unix
 
 ISSUED, OBSERVED = "promises.issued", "deliveries.observed"
@@ -53,7 +55,8 @@ def test_a_caught_up_quiet_topic_advances_with_the_wall_clock_and_deadlines_fire
     outputs = send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
     assert [decode_outcome(o.value).data.status for o in by_stream(outputs, "outcomes")] == ["open"]
     part.tick({ISSUED: True, OBSERVED: True})
-    assert part.watermark() == unix(0) - 5.0  # a promise was just read: not quiet yet
+    # a promise was just read, and the partition was just taken: neither topic is quiet yet
+    assert part.watermark() == float("-inf")
     part.clock.now += 1.0  # type: ignore[attr-defined]
     part.tick({ISSUED: True, OBSERVED: True})
     assert part.watermark() == unix(1, seconds=1) - 5.0
@@ -232,3 +235,70 @@ def test_changes_name_each_changed_promise_once_and_deletions_as_none():
     assert [pid for pid, _ in changes] == ["p1"]
     assert orjson.loads(changes[0][1])["state"]["status"] == "kept"
     assert part.changes() == []
+
+
+def test_a_record_without_a_value_is_a_reject_not_a_crash():
+    """Regression: a null record (a tombstone) raised TypeError in parse, and the worker took
+    its bug path (dead-letter, rebuild the partition) once per such record."""
+    part = partition()
+    part.message(ISSUED, 7, b"k", None)
+    [out] = part.outbox.take()
+    headers = dict(out.headers or [])
+    assert (out.stream, out.key, out.value) == ("dlq", b"k", b"")
+    assert headers["reason"] == b"invalid_json" and b"no value" in headers["message"]
+
+
+def test_a_dead_letter_quoting_a_huge_key_keeps_a_short_message():
+    part = partition()
+    event = promise("p1", "deliver_by", DUE)
+    key = b"k" * 1_000_000
+    [out] = send(part, ISSUED, event, key=key)
+    message = dict(out.headers or [])["message"]
+    assert out.key == key and len(message) < 1100  # the key itself travels whole
+
+
+def test_a_dead_letter_too_large_for_its_topic_is_cut_short_and_says_so():
+    value = bytes(range(256)) * 40_000
+    key, cut, headers = shrink(b"k" * 5000, value, [("reason", b"invalid_json")])
+    found = dict(headers)
+    assert len(cut) == SHRUNK_BYTES and value.startswith(cut) and key == b"k" * 1024
+    assert found["truncated"] == str(len(value)).encode()
+    assert found["sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert found["reason"] == b"invalid_json"
+
+
+def test_regression_a_new_owner_waits_the_quiet_period_before_the_wall_clock_moves_it():
+    """Found by the chaos test: a restored partition had never read a message, so it
+    counted as quiet at once; caught up between two bursts of its producers, its
+    watermark jumped to the wall clock and fired absences whose deliveries were coming."""
+    part = partition(now=unix(3))
+    send(part, ISSUED, promise("p1", "deliver_by", DUE, at=ts(0)))
+    again = partition(now=unix(3, seconds=5))
+    again.restore([v for _, v in part.changes() if v is not None], part.saved_clocks())
+    again.outbox.take()
+    again.tick({ISSUED: True, OBSERVED: True})
+    assert again.watermark() == float("-inf")  # nothing read from the deliveries yet
+    assert not by_stream(again.outbox.take(), "violations")
+    again.clock.now += 1.0  # type: ignore[attr-defined]
+    again.tick({ISSUED: True, OBSERVED: True})  # quiet for a whole period now: it moves
+    assert again.watermark() == unix(3, seconds=6) - 5.0
+    [violation] = by_stream(again.outbox.take(), "violations")
+    assert decode_violation(violation.value).data.reason == "not_delivered"
+
+
+def test_a_dead_letter_over_the_producers_limit_is_sent_cut_short_not_raised():
+    """Regression: a ~1 MB hostile record's dead letter raised MSG_SIZE_TOO_LARGE in
+    produce() and stopped the worker; now the limit is 8 MiB and beyond it the letter is
+    cut short (no broker needed: librdkafka checks the size before queueing)."""
+    from streams.settings import Settings
+    from streams.worker import Worker
+
+    worker = Worker(Settings(kafka="127.0.0.1:1", metrics_port=0))
+    try:
+        dlq = worker.outputs["dlq"]
+        worker._produce(dlq, b"k", b"x" * (3 << 20), headers=[("reason", b"invalid_json")])
+        worker._produce(dlq, b"k", b"x" * (9 << 20), headers=[("reason", b"invalid_json")])
+        assert len(worker.producer) >= 2  # both queued (the second cut short), none raised
+    finally:
+        worker.producer.purge()
+        worker.consumer.close()
