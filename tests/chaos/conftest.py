@@ -4,13 +4,15 @@ session broker the integration tests share (tests/integration/conftest.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import ChaosBroker
+from tests.chaos.harness import ChaosBroker, chaos_pager
+from tests.integration.test_paging import Alertmanager
 from tests.live import ready, start_broker, stop_broker
 
 
@@ -44,3 +46,19 @@ def chaos_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosBrok
         yield ChaosBroker(port, data, broker.address)
     finally:
         stop_broker(port, data)
+
+
+@pytest.fixture
+def chaos_alertmanager(tmp_path: Path) -> Iterator[Alertmanager | None]:
+    """An Alertmanager of the test's own, started through deploy/alertmanager/alertmanager.sh
+    on a free port with its own data directory, and stopped after the test; None when it is
+    not installed (the chaos test then does not check the pages)."""
+    if shutil.which("prometheus-alertmanager") is None and shutil.which("alertmanager") is None:
+        yield None
+        return
+    am = chaos_pager(tmp_path)
+    am.start()
+    try:
+        yield am
+    finally:
+        am.stop()

@@ -1,11 +1,15 @@
 """What the chaos and rebalance tests share: the pipeline's processes on a broker of their
 own, a watch on the worker group's committed offsets (recovery times), and the comparison
-of what ClickHouse holds, and what went over the violations topic, with the replay."""
+of what ClickHouse holds, what went over the violations topic, and what fires in
+Alertmanager, with the replay."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,9 +22,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from schemas.codec import violation_event_id
 from schemas.models import ViolationRecord
 from sinks import queries
+from sinks.alerts import ALERTNAME, DEFAULT_SEVERITY, LEASES
 from sinks.store import ChdbStore
 from streams.settings import Settings
 from streams.topics import group_lag
+from tests.integration.test_paging import Alertmanager
 from tests.integration.test_worker import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, Answer
 from tests.live import TopicReader, WorkerProcess, fresh_settings, start_broker, stop_broker
 
@@ -37,10 +43,19 @@ class ChaosBroker:
     restarts: int = 0
 
     def restart(self) -> float:
-        """``kafka.sh stop`` then ``start``: a clean restart; returns the seconds it was down."""
+        """``kafka.sh stop`` then ``start``: a clean restart; returns the seconds it was down.
+        A start that fails (its port not released yet, say) is tried again: a broker left
+        down would leave the test waiting for input that never arrives."""
         started = time.monotonic()
         stop_broker(self.port, self.data)
-        broker = start_broker(self.port, self.data)
+        for attempt in range(3):
+            try:
+                broker = start_broker(self.port, self.data)
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                time.sleep(2.0)
         assert broker.started, "the broker did not stop"
         self.restarts += 1
         return time.monotonic() - started
@@ -63,9 +78,12 @@ def pipeline_settings(kafka: str, tmp: Path, **overrides: Any) -> Settings:
     )
 
 
-def worker(settings: Settings, tmp: Path, name: str, static: bool) -> WorkerProcess:
-    """A worker process; ``static``: with a stable ``instance`` (Kafka static membership)."""
-    own = replace(settings, instance=f"chaos-{name}" if static else "")
+def worker(
+    settings: Settings, tmp: Path, name: str, static: bool, metrics_port: int = 0
+) -> WorkerProcess:
+    """A worker process; ``static``: with a stable ``instance`` (Kafka static membership);
+    ``metrics_port``: its metrics there (the same port again after a restart), 0: none."""
+    own = replace(settings, instance=f"chaos-{name}" if static else "", metrics_port=metrics_port)
     return WorkerProcess(own, tmp / f"worker-{name}.log")
 
 
@@ -109,7 +127,12 @@ class Progress:
         self.partitions = [
             TopicPartition(t, n) for t in inputs_of(settings) for n in range(settings.partitions)
         ]
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": settings.group})
+        self.config = {
+            "bootstrap.servers": settings.kafka,
+            "group.id": settings.group,
+            "log_level": 2,  # its "connection refused" lines while the broker restarts: noise
+        }
+        self.consumer = Consumer(self.config)
         self.marks: list[Mark] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -132,8 +155,11 @@ class Progress:
         return mark
 
     def set_highs(self, mark: Mark) -> None:
-        """The input's ends as of now (after what was sent since the mark's start)."""
+        """The input's ends as of now (after what was sent since the mark's start); asked
+        again while the broker restarts, for two minutes at most."""
+        deadline = time.monotonic() + 120
         while True:
+            assert time.monotonic() < deadline, "the broker did not answer for two minutes"
             try:
                 with self._lock:
                     mark.highs = {
@@ -145,6 +171,15 @@ class Progress:
                 return
             except KafkaException:  # the broker is restarting: ask again
                 time.sleep(0.2)
+                self._refresh()
+
+    def _refresh(self) -> None:
+        """A consumer that is neither subscribed nor polled keeps the partition leaders it
+        saw before a broker restart (leader -1) and was never asked again: seen as a chaos
+        run stuck here for minutes with the broker long back. A new client asks afresh."""
+        with self._lock:
+            self.consumer.close()
+            self.consumer = Consumer(self.config)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
@@ -407,3 +442,186 @@ def wait_drained(settings: Settings, timeout: float) -> float:
             settled = 0
             time.sleep(0.3)
     return time.monotonic() - started
+
+
+# --- paging -------------------------------------------------------------------------------
+
+# Short re-sends, so that the leases of a killed worker's alerts lapse within seconds (four
+# re-sends: sinks/alerts.py) and the firing set can be judged soon after the drain.
+ALERT_RESEND = 2.0
+LEASE = LEASES * ALERT_RESEND
+PAGE_LABELS = ("service", "channel", "kind", "reason", "severity")
+
+# One receiver that sends nothing, no inhibition (the example config's rule would suppress
+# the tickets of a service with a page firing) and no grouping worth waiting for.
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: nowhere
+receivers:
+  - name: nowhere
+"""
+
+
+def chaos_pager(tmp: Path) -> Alertmanager:
+    """An Alertmanager of the test's own (deploy/alertmanager/alertmanager.sh), not started."""
+    config = tmp / "alertmanager.yml"
+    config.write_text(ALERTMANAGER_CONFIG)
+    return Alertmanager(tmp / "alertmanager", config)
+
+
+def firing(am: Alertmanager) -> list[dict]:
+    """Every alert Alertmanager holds unresolved, silenced, inhibited or not yet processed
+    alike (a resolved one, or one past its endsAt, is not listed)."""
+    query = "active=true&silenced=true&inhibited=true&unprocessed=true"
+    with urllib.request.urlopen(f"{am.url}/api/v2/alerts?{query}", timeout=10) as response:
+        return orjson.loads(response.read())
+
+
+def received(am: Alertmanager) -> dict[str, int]:
+    """What Alertmanager took in over the run, from every worker process, killed ones too
+    (its own counters, summed over API versions: alerts received by status, invalid ones)."""
+    with urllib.request.urlopen(f"{am.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+
+    def total(name: str, labels: str = "") -> int:
+        pattern = rf"^{name}\{{([^}}]*)\}} (\S+)$"
+        found = re.findall(pattern, text, re.MULTILINE)
+        return sum(int(float(value)) for names, value in found if labels in names)
+
+    return {
+        "firing alerts received": total("alertmanager_alerts_received_total", 'status="firing"'),
+        "resolved alerts received": total(
+            "alertmanager_alerts_received_total", 'status="resolved"'
+        ),
+        "invalid alerts received": total("alertmanager_alerts_invalid_total"),
+    }
+
+
+def pager_metrics(port: int) -> dict[str, int]:
+    """A worker's pager figures (streams/metrics.py), from the process running now."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for name in ("alerts_sent", "alert_post_failures", "alerts_dropped", "alerts_active"):
+        found = re.search(rf"^\w*{name}(?:_total)? (\S+)", text, re.MULTILINE)
+        out[name] = int(float(found.group(1))) if found else -1
+    return out
+
+
+def page_labels(violations: dict[str, dict]) -> dict[str, dict[str, str]]:
+    """Violation id -> the labels its alert must carry (docs/alerting.md), from the
+    violations in the replay's shape (active ones)."""
+    return {
+        vid: {
+            "alertname": ALERTNAME,
+            "service": v["service"],
+            "channel": v["channel"],
+            "kind": v["kind"],
+            "reason": v["reason"],
+            "severity": (v.get("labels") or {}).get("severity") or DEFAULT_SEVERITY,
+            "violation_id": vid,
+        }
+        for vid, v in violations.items()
+    }
+
+
+@dataclass
+class PageCheck:
+    """The alerts firing against the active violations: one alert per id, its labels right."""
+
+    firing: int  # alerts listed
+    ids: set[str]  # their violation ids
+    missing: list[str]  # active violations with no alert firing
+    extra: list[str]  # ids firing that are not active violations
+    doubled: dict[str, list[dict]]  # id -> the labels of its alerts, when more than one
+    labels_differ: dict[str, tuple[dict, dict]]  # id -> (firing labels, expected)
+    not_active: dict[str, str]  # id -> its state, when not "active" (suppressed, ...)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing or self.extra or self.doubled or self.labels_differ or self.not_active
+        )
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "alerts firing": self.firing,
+            "active violations with no alert": len(self.missing),
+            "alerts firing for no active violation": len(self.extra),
+            "ids with more than one alert": len(self.doubled),
+            "alerts whose labels differ": len(self.labels_differ),
+            "alerts not in state active": len(self.not_active),
+        }
+
+
+def check_pages(alerts: list[dict], expected: dict[str, dict[str, str]]) -> PageCheck:
+    by_id: dict[str, list[dict]] = {}
+    for a in alerts:
+        by_id.setdefault(a["labels"].get("violation_id", ""), []).append(a)
+    doubled = {vid: [a["labels"] for a in found] for vid, found in by_id.items() if len(found) > 1}
+    differ = {}
+    for vid in by_id.keys() & expected.keys():
+        labels = by_id[vid][0]["labels"]
+        if len(by_id[vid]) == 1 and labels != expected[vid]:
+            differ[vid] = (labels, expected[vid])
+    return PageCheck(
+        firing=len(alerts),
+        ids=set(by_id),
+        missing=sorted(expected.keys() - by_id.keys()),
+        extra=sorted(by_id.keys() - expected.keys()),
+        doubled=doubled,
+        labels_differ=differ,
+        not_active={
+            a["labels"].get("violation_id", ""): a["status"]["state"]
+            for a in alerts
+            if a["status"]["state"] != "active"
+        },
+    )
+
+
+def wait_paged(
+    am: Alertmanager, expected: dict[str, dict[str, str]], since: float, timeout: float
+) -> tuple[PageCheck, PageCheck, float]:
+    """Until the firing set is right, and at least a lease (and a margin) after ``since``:
+    by then every alert that no live worker re-sends has lapsed (a killed worker's, a
+    resolution lost with it), so what fires is what the workers keep firing. Gives up
+    ``timeout`` seconds after ``since``; returns the first check, the last, and when the
+    last was made (seconds after ``since``)."""
+    earliest = since + LEASE + 2.0
+    first = None
+    while True:
+        now = time.monotonic()
+        check = check_pages(firing(am), expected)
+        first = first or check
+        if (check.ok and now >= earliest) or now >= since + timeout:
+            return first, check, now - since
+        time.sleep(0.5)
+
+
+def paged(
+    am: Alertmanager, violations: dict[str, dict], metrics_ports: dict[str, int] | None = None
+) -> tuple[PageCheck, dict[str, Any]]:
+    """Once the groups have drained, with the workers still running: the settled firing set
+    against ``violations`` (the replay's active ones), and the figures for the report."""
+    first, check, settled = wait_paged(am, page_labels(violations), time.monotonic(), 4 * LEASE)
+    report = {
+        **{f"at the drain, {k}": v for k, v in first.summary().items()},
+        **check.summary(),
+        "alerts settled after the drain (s)": round(settled, 1),
+        **received(am),
+    }
+    for name, port in (metrics_ports or {}).items():
+        for key, value in pager_metrics(port).items():
+            report[f"worker {name} (last process): {key}"] = value
+    return check, report
+
+
+def assert_paged(check: PageCheck, stored_active: dict, replay_active: dict) -> None:
+    """Every active violation fires, once, as itself; nothing else fires."""
+    assert check.missing == [], check.missing[:5]
+    assert check.extra == [], check.extra[:5]
+    assert check.doubled == {}, list(check.doubled.items())[:3]
+    assert check.labels_differ == {}, list(check.labels_differ.items())[:3]
+    assert check.not_active == {}, list(check.not_active.items())[:3]
+    assert check.ids == set(stored_active) == set(replay_active)
+    assert check.firing == len(check.ids)

@@ -18,12 +18,21 @@ Re-deliveries absorbed: violation records on the topic beyond the distinct emiss
 (re-announcements after restores, re-sends), and rows counted before FINAL minus rows read
 with FINAL (a lower bound: chdb's background merges fold some copies before the count).
 Per-id emissions against the replay's: see tests/chaos/test_rebalance.py.
+
+Paged: both workers page an Alertmanager of the test's own (re-sends every 2 s, so a killed
+worker's leases lapse within 8 s). Once the groups have drained and a lease has passed, the
+alerts firing there (silenced, inhibited and unprocessed ones included) are exactly the
+active violations: one alert per violation id (none firing twice, e.g. under a reason an
+earlier verdict had), none for an id that is not active, and each with the violation's
+service, channel, kind, reason and severity. Skipped, and said so, when Alertmanager is not
+installed.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -33,11 +42,15 @@ from pathlib import Path
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.chaos.harness import (
+    ALERT_RESEND,
     ChaosBroker,
     Mark,
+    PageCheck,
     Progress,
+    assert_paged,
     check_emissions,
     judge,
+    paged,
     pipeline_settings,
     read_topic,
     stored,
@@ -45,12 +58,19 @@ from tests.chaos.harness import (
     worker,
     write_differences,
 )
+from tests.integration.test_paging import Alertmanager
 from tests.integration.test_worker import make_stream, replay_answer, send
 from tests.live import WorkerProcess, wait_for
 
 EVENTS = int(os.environ.get("PROMISE_TRACKER_CHAOS_EVENTS") or 50_000)
 CHUNKS = 20
 KILLS = 6  # half of them on the static member
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def chaos_seed() -> int:
@@ -75,9 +95,11 @@ class Chaos:
 
     def __init__(self, broker: ChaosBroker, settings: Settings, tmp: Path, rng: random.Random):
         self.broker, self.rng = broker, rng
+        paging = bool(settings.alertmanager_url)
+        self.metrics_ports = {name: free_port() if paging else 0 for name in ("a", "b")}
         self.workers = {
-            "a": worker(settings, tmp, "a", static=True).start(),
-            "b": worker(settings, tmp, "b", static=False).start(),
+            name: worker(settings, tmp, name, name == "a", self.metrics_ports[name]).start()
+            for name in ("a", "b")
         }
         self.sink = WorkerProcess(settings, tmp / "sink.log", command="sink").start()
         self.switch = Path(settings.store_fault_file)
@@ -150,12 +172,20 @@ def rounded(marks: list[Mark]) -> list[float | None]:
     return [None if m.seconds is None else round(m.seconds, 2) for m in marks]
 
 
-def test_chaos_loses_nothing_and_doubles_nothing(chaos_broker: ChaosBroker, tmp_path: Path):
+def test_chaos_loses_nothing_and_doubles_nothing(
+    chaos_broker: ChaosBroker, chaos_alertmanager: Alertmanager | None, tmp_path: Path
+):
     started = time.monotonic()
     seed = chaos_seed()
     print(f"\nchaos seed {seed} (PROMISE_TRACKER_CHAOS_SEED={seed} repeats this run)")
     rng = random.Random(seed)
-    settings = pipeline_settings(chaos_broker.address, tmp_path)
+    alertmanager = chaos_alertmanager
+    paging = {}
+    if alertmanager is not None:
+        paging = {"alertmanager_url": alertmanager.url, "alert_resend": ALERT_RESEND}
+    else:
+        print("Alertmanager is not installed: the pages are not checked")
+    settings = pipeline_settings(chaos_broker.address, tmp_path, **paging)
     ensure_topics(settings)
     stream = make_stream(tmp_path, events=EVENTS, seed=seed)
     expected = replay_answer(stream, tmp_path)
@@ -163,6 +193,8 @@ def test_chaos_loses_nothing_and_doubles_nothing(chaos_broker: ChaosBroker, tmp_
     actions = plan(rng)
     print(f"plan: {dict(sorted(actions.items()))}")
     chaos = Chaos(chaos_broker, settings, tmp_path, rng)
+    pages: PageCheck | None = None
+    paging_report = {}
     try:
         with Progress(settings) as progress:
             awaiting: list[Mark] = []  # recoveries measured to the end of the next chunk
@@ -182,6 +214,8 @@ def test_chaos_loses_nothing_and_doubles_nothing(chaos_broker: ChaosBroker, tmp_
             assert process.alive(), process.tail()
             assert process.starts == chaos.kills[name] + 1  # no start but the test's
         assert chaos.sink.alive(), chaos.sink.tail()
+        if alertmanager is not None:  # while the workers keep re-sending what they hold
+            pages, paging_report = paged(alertmanager, expected.violations, chaos.metrics_ports)
         messages = read_topic(settings.kafka, settings.violations)
     finally:
         chaos.stop()
@@ -204,6 +238,7 @@ def test_chaos_loses_nothing_and_doubles_nothing(chaos_broker: ChaosBroker, tmp_
         "duplicated": len(verdict.duplicated),
         **verdict.figures,
         **emissions.summary(),
+        **paging_report,
         "recovery after kill, static member (s)": rounded(chaos.recoveries["static"]),
         "recovery after kill, dynamic member (s)": rounded(chaos.recoveries["dynamic"]),
         "recovery after broker restart (s)": rounded(chaos.recoveries["broker"]),
@@ -222,3 +257,5 @@ def test_chaos_loses_nothing_and_doubles_nothing(chaos_broker: ChaosBroker, tmp_
     assert sum(chaos.kills.values()) == KILLS and chaos_broker.restarts == 1
     assert chaos.store_outages == 1 and noticed >= 1
     assert all(m.seconds is not None for marks in chaos.recoveries.values() for m in marks)
+    if pages is not None:  # the pager: every active violation fires, once, as itself
+        assert_paged(pages, got.answer.violations, expected.violations)

@@ -25,7 +25,11 @@ read early can fire live, then be retracted), so what is asserted is what must h
   is not a retraction is the very same event id live and in the replay;
 * nothing fired twice: per id, the live sequence with consecutive repeats collapsed
   (re-announcements after a restore) has no emission twice (A, then B, then A again);
-* ClickHouse's ``violation_events`` holds exactly the distinct emissions of the topic.
+* ClickHouse's ``violation_events`` holds exactly the distinct emissions of the topic;
+* the pages (tests/chaos/test_chaos.py says how): after the drain and a lease, the alerts
+  firing in Alertmanager are the active violations, one each, with their labels. Here
+  partitions change hands between live workers, so the one that gave a partition up must
+  stop re-sending its alerts (a retraction by the new owner would be undone otherwise).
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ from pathlib import Path
 
 from streams.topics import ensure_topics
 from tests.chaos.harness import (
+    ALERT_RESEND,
     ChaosBroker,
     Mark,
+    PageCheck,
     Progress,
+    assert_paged,
     check_emissions,
     judge,
+    paged,
     pipeline_settings,
     read_topic,
     stored,
@@ -48,6 +56,7 @@ from tests.chaos.harness import (
     worker,
     write_differences,
 )
+from tests.integration.test_paging import Alertmanager
 from tests.integration.test_worker import make_stream, replay_answer, send
 from tests.live import WorkerProcess, wait_for
 
@@ -64,10 +73,12 @@ def owned(process: WorkerProcess) -> list[list[int]]:
 
 
 def test_partitions_move_and_nothing_is_missed_or_fired_twice(
-    chaos_broker: ChaosBroker, tmp_path: Path
+    chaos_broker: ChaosBroker, chaos_alertmanager: Alertmanager | None, tmp_path: Path
 ):
     started = time.monotonic()
-    settings = pipeline_settings(chaos_broker.address, tmp_path)
+    am = chaos_alertmanager
+    paging = {"alertmanager_url": am.url, "alert_resend": ALERT_RESEND} if am else {}
+    settings = pipeline_settings(chaos_broker.address, tmp_path, **paging)
     ensure_topics(settings)
     stream = make_stream(tmp_path, events=EVENTS, seed=31)
     expected = replay_answer(stream, tmp_path)
@@ -78,6 +89,8 @@ def test_partitions_move_and_nothing_is_missed_or_fired_twice(
     third = worker(settings, tmp_path, "c", static=False)
     sink = WorkerProcess(settings, tmp_path / "sink.log", command="sink").start()
     marks: list[Mark] = []
+    pages: PageCheck | None = None
+    paging_report = {}
 
     def joined() -> bool:
         return bool(owned(third)) and bool(owned(third)[-1]) and third.alive()
@@ -112,6 +125,8 @@ def test_partitions_move_and_nothing_is_missed_or_fired_twice(
             assert process.alive(), process.tail()
         lives = [o for o in owned(third) if o]
         assert len(lives) >= 2, owned(third)  # it owned partitions in both of its lives
+        if am is not None:  # while the workers keep re-sending what they hold
+            pages, paging_report = paged(am, expected.violations)
         messages = read_topic(settings.kafka, settings.violations)
     finally:
         for process in (*stay, third, sink):
@@ -128,6 +143,7 @@ def test_partitions_move_and_nothing_is_missed_or_fired_twice(
         "duplicated": len(verdict.duplicated),
         **verdict.figures,
         **emissions.summary(),
+        **paging_report,
         **{f"{m.label}: all input processed after (s)": round(m.seconds or -1, 2) for m in marks},
         "drain after the last chunk (s)": round(drain, 1),
         "test total (s)": round(time.monotonic() - started, 1),
@@ -140,3 +156,5 @@ def test_partitions_move_and_nothing_is_missed_or_fired_twice(
     assert emissions.stored_missing == emissions.stored_extra == 0
     assert emissions.final_differs == [], emissions.final_differs[:3]
     assert emissions.refired == {}, list(emissions.refired.items())[:3]
+    if pages is not None:
+        assert_paged(pages, got.answer.violations, expected.violations)

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 class Alertmanager:
     """One Alertmanager of this test's own, on a free port, started and stopped by the script."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, config: Path | None = None):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -43,6 +43,7 @@ class Alertmanager:
             **os.environ,
             "ALERTMANAGER_PORT": str(self.port),
             "ALERTMANAGER_DATA": str(data),
+            **({"ALERTMANAGER_CONFIG": str(config)} if config else {}),
         }
 
     def start(self) -> None:
