@@ -19,7 +19,9 @@ CONFIG=${ALERTMANAGER_CONFIG:-$HERE/alertmanager.yml}
 PIDFILE=$DATA/alertmanager.pid
 URL=http://127.0.0.1:$PORT
 
-say() { echo "alertmanager.sh: $*" >&2; }
+NAME=alertmanager.sh
+# shellcheck source=../daemon.sh
+. "$HERE/../daemon.sh"
 
 binary() {
   if [ -n "${ALERTMANAGER_BIN:-}" ]; then
@@ -36,17 +38,6 @@ binary() {
 
 ready() {
   curl -fsS -o /dev/null --max-time 2 "$URL/-/ready" 2>/dev/null
-}
-
-serving() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
-running_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
 start() {
@@ -66,37 +57,8 @@ start() {
     --web.listen-address="127.0.0.1:$PORT" --cluster.listen-address= \
     </dev/null >>"$DATA/alertmanager.log" 2>&1 &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 300); do
-    if ready; then
-      say "serving on $URL (pid $(cat "$PIDFILE"), data $DATA)"
-      return
-    fi
-    if ! running_pid >/dev/null; then
-      say "Alertmanager exited during start: see $DATA/alertmanager.log"
-      tail -20 "$DATA/alertmanager.log" >&2
-      rm -f "$PIDFILE"
-      exit 1
-    fi
-    sleep 0.1
-  done
-  say "not ready after 30 s: see $DATA/alertmanager.log"
-  exit 1
-}
-
-stop() {
-  local pid
-  if ! pid=$(running_pid); then
-    rm -f "$PIDFILE"
-    return
-  fi
-  kill -TERM "$pid"
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; say "stopped"; return; }
-    sleep 0.1
-  done
-  say "still running after 30 s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  await_start ready 30 "$DATA/alertmanager.log" Alertmanager
+  say "serving on $URL (pid $(cat "$PIDFILE"), data $DATA)"
 }
 
 case "${1:-}" in

@@ -26,7 +26,9 @@ CACHE=${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promise-tracker}
 LIBS=$CACHE/kafka-$VERSION/libs
 PIDFILE=$DATA/kafka.pid
 
-say() { echo "kafka.sh: $*" >&2; }
+NAME=kafka.sh
+# shellcheck source=../daemon.sh
+. "$HERE/../daemon.sh"
 
 fetch() {
   if [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$HERE/pom.xml" ]; then
@@ -45,17 +47,6 @@ fetch() {
 java_run() {
   exec java -Xms128m -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$LIBS/*" "$@"
-}
-
-serving() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
-running_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
 sasl_config() {
@@ -136,36 +127,8 @@ start() {
   fi
   java_run kafka.Kafka "$DATA/server.properties" </dev/null >>"$DATA/server.log" 2>&1 &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 600); do
-    if serving; then
-      say "serving on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DATA)"
-      return
-    fi
-    if ! running_pid >/dev/null; then
-      say "the broker exited during start: see $DATA/server.log"
-      tail -20 "$DATA/server.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  say "not serving after 60 s: see $DATA/server.log"
-  exit 1
-}
-
-stop() {
-  local pid
-  if ! pid=$(running_pid); then
-    rm -f "$PIDFILE"
-    return
-  fi
-  kill -TERM "$pid"
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; say "stopped"; return; }
-    sleep 0.1
-  done
-  say "still running after 30 s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  await_start serving 60 "$DATA/server.log" "the broker"
+  say "serving on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), data $DATA)"
 }
 
 case "${1:-}" in

@@ -18,7 +18,9 @@ CONFIG=${PROMETHEUS_CONFIG:-$HERE/prometheus.yml}
 PIDFILE=$DATA/prometheus.pid
 URL=http://127.0.0.1:$PORT
 
-say() { echo "prometheus.sh: $*" >&2; }
+NAME=prometheus.sh
+# shellcheck source=../daemon.sh
+. "$HERE/../daemon.sh"
 
 binary() {
   if [ -n "${PROMETHEUS_BIN:-}" ]; then
@@ -33,17 +35,6 @@ binary() {
 
 ready() {
   curl -fsS -o /dev/null --max-time 2 "$URL/-/ready" 2>/dev/null
-}
-
-serving() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
-running_pid() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
 start() {
@@ -70,36 +61,8 @@ start() {
     --web.enable-lifecycle \
     </dev/null >>"$DATA/prometheus.log" 2>&1 &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 600); do
-    if ready; then
-      say "ready on $URL (pid $(cat "$PIDFILE"), config $CONFIG, data $DATA)"
-      return
-    fi
-    if ! running_pid >/dev/null; then
-      say "Prometheus exited during start: see $DATA/prometheus.log"
-      tail -20 "$DATA/prometheus.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  say "not ready after 60 s: see $DATA/prometheus.log"
-  exit 1
-}
-
-stop() {
-  local pid
-  if ! pid=$(running_pid); then
-    rm -f "$PIDFILE"
-    return
-  fi
-  kill -TERM "$pid"
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; say "stopped"; return; }
-    sleep 0.1
-  done
-  say "still running after 30 s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$PIDFILE"
+  await_start ready 60 "$DATA/prometheus.log" Prometheus
+  say "ready on $URL (pid $(cat "$PIDFILE"), config $CONFIG, data $DATA)"
 }
 
 case "${1:-}" in

@@ -1,0 +1,55 @@
+# What deploy/kafka/kafka.sh, deploy/alertmanager/alertmanager.sh and
+# deploy/prometheus/prometheus.sh share: a background process behind a pid file on a
+# 127.0.0.1 port. Sourced, not run. The script sets NAME (for messages), PORT and PIDFILE.
+
+say() { echo "$NAME: $*" >&2; }
+
+# something accepts connections on the port
+serving() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+# the pid of our process, when it is alive
+running_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid
+  pid=$(cat "$PIDFILE")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+# await_start CHECK SECONDS LOG WHAT: until CHECK succeeds (then 0); exits 1 with the log's
+# tail when the process dies first or SECONDS pass
+await_start() {
+  local check=$1 seconds=$2 log=$3 what=$4
+  for _ in $(seq 1 $((seconds * 10))); do
+    if "$check"; then
+      return 0
+    fi
+    if ! running_pid >/dev/null; then
+      say "$what exited during start: see $log"
+      tail -20 "$log" >&2
+      rm -f "$PIDFILE"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  say "not ready after $seconds s: see $log"
+  exit 1
+}
+
+# SIGTERM, then SIGKILL after 30 s
+stop() {
+  local pid
+  if ! pid=$(running_pid); then
+    rm -f "$PIDFILE"
+    return
+  fi
+  kill -TERM "$pid"
+  for _ in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; say "stopped"; return; }
+    sleep 0.1
+  done
+  say "still running after 30 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
+}
