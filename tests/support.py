@@ -18,6 +18,9 @@ from streams.state import PromiseState
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parents[1]
+# chdb allows one data directory per process: the unit tests all use this one, each with a
+# database of its own, and close their connections (the integration tests open others)
+CHDB = ROOT / ".data" / "unit-chdb"
 # the published conformance cases: ../shared/conformance beside the repository, as in CI
 CASES = Path(os.environ.get("PROMISE_TRACKER_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
 

@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import traceback
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +18,12 @@ import pytest
 from promise_tracker.synthetic import generate
 from sinks import queries
 from sinks.clickhouse import ClickHouseSink
-from sinks.migrate import migrate
 from sinks.rows import PSEUDONYM, promise_row, pseudonym, violation_rows
 from sinks.store import ChdbStore
 from streams.settings import PREFIX, Settings, SettingsError, secret_from_env
 from streams.topics import kafka_config, producer_config
 from tests.support import ROOT
-from tests.unit.test_store import CHDB, _outcome, violation
+from tests.unit.test_store import _outcome, violation
 
 SASL = {
     "PROMISE_TRACKER_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
@@ -190,15 +187,6 @@ def test_rows_carry_the_subjects_keyed_hash_when_a_key_is_set():
     assert promise_row(_outcome("kept"), 1, key)[1][4] == _hmac(key, "customer/1")
     assert pseudonym(key, None) is None  # no subject stays no subject
     assert pseudonym(b"another key", "customer/42") != _hmac(key, "customer/42")
-
-
-@pytest.fixture
-def store() -> Iterator[ChdbStore]:
-    opened = ChdbStore(CHDB, f"t_{uuid.uuid4().hex[:12]}").connect()
-    migrate(opened)
-    yield opened
-    opened.command("DROP DATABASE IF EXISTS {db}")
-    opened.close()
 
 
 def _customers(store: ChdbStore) -> int:

@@ -4,10 +4,7 @@ bound values, and ``replay --clickhouse`` giving the replay files' answer."""
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -22,20 +19,8 @@ from sinks.runner import FaultyStore, describe_store
 from sinks.store import ChdbStore, ServerStore, StoreError, StoreUnavailable
 from streams.records import final_active, read_jsonl
 from streams.settings import Settings
+from tests.support import CHDB
 from tests.unit.test_cli import cli
-
-# chdb allows one data directory per process: every test here uses this one, with a
-# database of its own, and closes its connections (the integration tests open others).
-CHDB = Path(__file__).resolve().parents[2] / ".data" / "unit-chdb"
-
-
-@pytest.fixture
-def store() -> Iterator[ChdbStore]:
-    opened = ChdbStore(CHDB, f"t_{uuid.uuid4().hex[:12]}").connect()
-    migrate(opened)
-    yield opened
-    opened.command("DROP DATABASE IF EXISTS {db}")
-    opened.close()
 
 
 def violation(vid: str = "v1", state: str = "active", **changes) -> ViolationRecord:
