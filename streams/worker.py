@@ -197,12 +197,21 @@ class Worker:
         self._collect(part)
 
     def _tick(self) -> None:
-        for number, part in self.partitions.items():
+        for part in self.partitions.values():
             part.tick({topic: self._caught_up(part, topic) for topic in self.inputs})
+            self._collect(part)
+        self._save_clocks()
+
+    def _save_clocks(self) -> None:
+        """Each owned partition's clocks to the changelog, when they changed. Also right
+        before offsets are committed: committed input must never be ahead of the clocks a
+        new owner restores, or the watermark it restores stays behind input it will not
+        read again (with no wall-clock help, as in the equality tests, deadlines never fire;
+        seen as a flaky two-worker test)."""
+        for number, part in self.partitions.items():
             clocks = part.saved_clocks()
             if clocks != self._saved_clocks.get(number):
                 self._changelog[(number, CLOCKS)] = self._saved_clocks[number] = clocks
-            self._collect(part)
 
     def _caught_up(self, part: Partition, topic: str) -> bool:
         """Nothing left to read, as of the high watermark of the last fetch response."""
@@ -223,6 +232,7 @@ class Worker:
 
     def _commit(self) -> None:
         """Everything on the broker, then the input offsets."""
+        self._save_clocks()
         self._persist_then_send()
         self._flush()
         if self.positions:
@@ -323,6 +333,7 @@ class Worker:
         log.info("assigned partitions %s", numbers)
         changelog = read_partitions(self.settings, self.settings.changelog, numbers)
         for number in numbers:
+            self._saved_clocks.pop(number, None)  # another owner may have saved since
             part = self._restore(number, changelog[number])
             self.counts.retire(self.partitions, number)  # none, unless read before assigned
             self.partitions[number] = part
@@ -331,6 +342,7 @@ class Worker:
         """Before another member takes them: everything of ours on the broker, committed."""
         log.info("revoked partitions %s", sorted({tp.partition for tp in revoked}))
         try:
+            self._save_clocks()
             self._persist_then_send()
             self._flush()
             mine = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
@@ -393,6 +405,7 @@ class Worker:
     def _close(self, commit: bool) -> None:
         try:
             if commit:
+                self._save_clocks()
                 self._persist_then_send()
                 self._flush()
                 offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
