@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.worker import (  # noqa: E402
     OUT,
+    bench_settings,
     broker,
     committed,
     end_offsets,
@@ -257,14 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     alone = sink_alone(rows)
 
     with broker(args.port) as kafka:
-        settings = replace(
-            Settings.from_env(),
-            kafka=kafka,
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            partitions=args.partitions,
-            metrics_port=0,  # a running worker or sink may hold the default ports
-            sink_metrics_port=0,
-        )
+        settings = bench_settings(kafka, args.partitions)
         ensure_topics(settings)
         lines, _ = load(settings, args.events, args.partitions)
         total = end_offsets(settings, partitions_of(settings, [settings.issued, settings.observed]))

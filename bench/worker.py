@@ -146,6 +146,19 @@ def baseline(settings: Settings, expected: int) -> float:
 # --- 2. the worker -----------------------------------------------------------------------
 
 
+def bench_settings(kafka: str, partitions: int) -> Settings:
+    """The environment's settings on the benchmark broker, with topics of this run's own and
+    no metrics ports (a running worker or sink may hold the default ones)."""
+    return replace(
+        Settings.from_env(),
+        kafka=kafka,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+        partitions=partitions,
+        metrics_port=0,
+        sink_metrics_port=0,
+    )
+
+
 def start(command: str, settings: Settings, log: Path) -> subprocess.Popen:
     """``promise-tracker COMMAND`` (worker, sink) under these settings, output to ``log``."""
     return subprocess.Popen(
@@ -326,14 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = None
     with broker(args.port) as kafka:
         try:
-            settings = replace(
-                Settings.from_env(),
-                kafka=kafka,
-                topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-                partitions=args.partitions,
-                metrics_port=0,  # a running worker or sink may hold the default ports
-                sink_metrics_port=0,
-            )
+            settings = bench_settings(kafka, args.partitions)
             ensure_topics(settings)
             lines, load_s = load(settings, args.events, args.partitions)
             total = end_offsets(

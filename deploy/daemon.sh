@@ -1,8 +1,14 @@
 # What deploy/kafka/kafka.sh, deploy/alertmanager/alertmanager.sh and
 # deploy/prometheus/prometheus.sh share: a background process behind a pid file on a
-# 127.0.0.1 port. Sourced, not run. The script sets NAME (for messages), PORT and PIDFILE.
+# 127.0.0.1 port. Sourced, not run. The script sets NAME (for messages), PORT, PIDFILE and,
+# for ready, URL.
 
 say() { echo "$NAME: $*" >&2; }
+
+# an HTTP server at $URL that says it is ready (Alertmanager's and Prometheus' /-/ready)
+ready() {
+  curl -fsS -o /dev/null --max-time 2 "$URL/-/ready" 2>/dev/null
+}
 
 # something accepts connections on the port
 serving() {

@@ -33,10 +33,6 @@ binary() {
   fi
 }
 
-ready() {
-  curl -fsS -o /dev/null --max-time 2 "$URL/-/ready" 2>/dev/null
-}
-
 start() {
   local bin
   bin=$(binary)
