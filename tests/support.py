@@ -21,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # chdb allows one data directory per process: the unit tests all use this one, each with a
 # database of its own, and close their connections (the integration tests open others)
 CHDB = ROOT / ".data" / "unit-chdb"
-# the published conformance cases: ../shared/conformance beside the repository, as in CI
-CASES = Path(os.environ.get("PROMISE_TRACKER_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
+# the published conformance cases, copied into the repository (SHA256SUMS lists the copies)
+CASES = ROOT / "tests" / "conformance" / "cases"
+# where they are published: ../shared/conformance beside the workspace, when it is there
+PUBLISHED = Path(
+    os.environ.get("PROMISE_TRACKER_CONFORMANCE", ROOT.parent / "shared" / "conformance")
+)
 
 
 def ts(hours: float = 0.0, seconds: float = 0.0) -> str:

@@ -1,10 +1,15 @@
-"""The published conformance cases (../shared/conformance), compared as their README says.
+"""The published conformance cases, compared as their README says.
 
+The cases are copied into tests/conformance/cases (SHA256SUMS lists the copies), so a clone
+runs them; when the published folder is there (../shared/conformance, or
+PROMISE_TRACKER_CONFORMANCE), a test fails as soon as it holds a case the copy does not.
 Runs the real ``promise-tracker replay`` command, exactly as an independent checker would.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import random
 import subprocess
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.compare import differences, read_jsonl
-from tests.support import CASES, ROOT
+from tests.support import CASES, PUBLISHED, ROOT
 
 NAMES = ["rules", "stream-local", "stream-shuffled"]
 
@@ -29,11 +34,42 @@ def replay(inputs: list[Path], out: Path) -> tuple[list[dict], list[dict], list[
     return tuple(read_jsonl(paths[name]) for name in ("violations", "outcomes", "rejects"))
 
 
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under the folder, by relative path (SHA256SUMS itself aside)."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "SHA256SUMS"
+    }
+
+
+def test_the_copied_cases_are_intact():
+    listed = {}
+    for line in (CASES / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name.removeprefix("./")] = digest
+    assert digests(CASES) == listed, "tests/conformance/cases differs from its SHA256SUMS"
+    assert {f"{name}.jsonl" for name in NAMES} <= set(listed)
+
+
+def test_the_copy_matches_the_published_cases():
+    """A newer published case is noticed here (copy it: see tests/conformance/cases)."""
+    if not PUBLISHED.is_dir():
+        # a clone outside the workspace: the copy is all there is, and it is checked above
+        assert not os.environ.get("PROMISE_TRACKER_CONFORMANCE"), (
+            f"PROMISE_TRACKER_CONFORMANCE={PUBLISHED} is not a folder"
+        )
+        return
+    published, copied = digests(PUBLISHED), digests(CASES)
+    changed = sorted(name for name in published if copied.get(name) != published[name])
+    assert changed == [], (
+        f"published cases in {PUBLISHED} differ from the copy: {changed}; refresh with "
+        f"cp -r {PUBLISHED}/. tests/conformance/cases/ and regenerate SHA256SUMS"
+    )
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_published_case(name: str, tmp_path: Path):
-    assert CASES.is_dir(), (
-        f"conformance cases not found at {CASES}: set PROMISE_TRACKER_CONFORMANCE"
-    )
     violations, outcomes, rejects = replay([CASES / f"{name}.jsonl"], tmp_path)
     problems = differences(
         violations,
@@ -117,7 +153,9 @@ def test_outputs_to_a_pipe_are_written_in_place(tmp_path: Path):
     fifo = tmp_path / "violations.pipe"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    # a daemon: if the replay fails before opening the pipe, the reader must not keep the
+    # test process alive (it once hung the whole run)
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
     command = [
         sys.executable,
@@ -134,6 +172,9 @@ def test_outputs_to_a_pipe_are_written_in_place(tmp_path: Path):
         "--quiet",
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    if reader.is_alive() and done.returncode != 0:
+        with contextlib.suppress(OSError):  # unblock the reader, if it is at open()
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     reader.join(timeout=60)
     assert done.returncode == 0, done.stderr
     assert fifo.exists() and not fifo.is_file()  # still the pipe

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -25,10 +24,6 @@ from tests.support import ROOT
 
 ALERTMANAGER_SH = ROOT / "deploy" / "alertmanager" / "alertmanager.sh"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus-alertmanager") is None and shutil.which("alertmanager") is None,
-    reason="Alertmanager is not installed (apt-get install prometheus-alertmanager)",
-)
 
 
 class Alertmanager:
