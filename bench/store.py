@@ -52,8 +52,8 @@ from promise_tracker.synthetic import generate  # noqa: E402
 from sinks.clickhouse import ClickHouseSink  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.replay_tap import ClickHouseTap  # noqa: E402
-from sinks.rows import COLUMNS  # noqa: E402
 from sinks.store import ChdbStore  # noqa: E402
+from sinks.tables import TABLES, columns  # noqa: E402
 from streams.replay import replay  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics, group_lag  # noqa: E402
@@ -95,11 +95,11 @@ def sink_alone(rows: list[tuple[str, dict]]) -> dict[str, float]:
         migrate(store)
         started = time.perf_counter()
         if batch is None:
-            tables: dict[str, list[dict]] = {t: [] for t in COLUMNS}
+            tables: dict[str, list[dict]] = {t: [] for t in TABLES}
             for table, row in rows:
                 tables[table].append(row)
             for table, table_rows in tables.items():
-                store.insert(table, COLUMNS[table], table_rows)
+                store.insert(table, columns(table), table_rows)
         else:
             sink = ClickHouseSink(store, max_rows=batch, max_age=3600)
             for table, row in rows:

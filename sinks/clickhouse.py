@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.rows import COLUMNS, Row
 from sinks.store import Store
+from sinks.tables import TABLES, Row, columns
 
 
 class ClickHouseSink:
@@ -40,23 +40,23 @@ class ClickHouseSink:
         self.max_rows = max_rows
         self.max_age = max_age
         self.clock = clock
-        self._buffers: dict[str, dict[Any, Row]] = {table: {} for table in COLUMNS}
+        self._buffers: dict[str, dict[Any, Row]] = {table: {} for table in TABLES}
         self.pending = 0
         self._oldest: float | None = None
         self.written = 0
-        self.written_by_table: dict[str, int] = dict.fromkeys(COLUMNS, 0)
+        self.written_by_table: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.batches = 0
 
     def add(self, table: str, row: Row) -> None:
         buffer = self._buffers[table]
-        key = (row[0], row[1]) if table == "violation_events" else row[0]
+        key = row.key()
         held = buffer.get(key)
         if held is None:
             buffer[key] = row
             self.pending += 1
             if self._oldest is None:
                 self._oldest = self.clock()
-        elif row[-1] >= held[-1]:  # the version is the last column
+        elif row.version >= held.version:
             buffer[key] = row
 
     def add_all(self, rows: Iterable[tuple[str, Row]]) -> None:
@@ -75,7 +75,7 @@ class ClickHouseSink:
         for table, buffer in self._buffers.items():
             if buffer:
                 rows = list(buffer.values())
-                self.store.insert(table, COLUMNS[table], rows)
+                self.store.insert(table, columns(table), rows)
                 # a table written is not written again if a later one fails: its rows would
                 # only replace themselves, but the retry is cheaper without them
                 self.pending -= len(rows)
@@ -94,7 +94,7 @@ class ClickHouseSink:
     def drop(self) -> int:
         """Forget the batch (its input will be read again); returns the rows dropped."""
         dropped = self.pending
-        self._buffers = {table: {} for table in COLUMNS}
+        self._buffers = {table: {} for table in TABLES}
         self.pending = 0
         self._oldest = None
         return dropped

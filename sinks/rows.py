@@ -1,9 +1,9 @@
-"""Output records to table rows: one function per table, the columns named once.
+"""Output records to table rows: one function per table (the rows are in sinks/tables.py).
 
-A row is a list of values in the order of ``COLUMNS[table]`` (built straight from the
-record's attributes: the sink's hot path). Times are Unix seconds; each store encodes them
-for its backend. ``version`` is where the row came from (the output record's Kafka offset,
-or a replay's emission number): the table keeps the highest version per id.
+A row is built straight from the record's attributes, positionally (the sink's hot path).
+Times are Unix seconds; each store encodes them for its backend. ``version`` is where the
+row came from (the output record's Kafka offset, or a replay's emission number): the table
+keeps the highest version per id.
 
 With a subject key (setting ``subject_key``), every ``subject`` column holds a pseudonym
 instead of the subject: ``hmac:`` and HMAC-SHA256(key, subject) in hex. The same subject
@@ -16,36 +16,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
 
 from schemas.models import OutcomeRecord, ViolationRecord
+from sinks.tables import OutcomeRow, PromiseRow, RejectRow, Row, ViolationEventRow, ViolationRow
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "promises": (
-        "promise_id", "service", "channel", "kind", "subject", "issued_at", "text", "labels",
-        "version",
-    ),
-    "outcomes": (
-        "promise_id", "status", "closed_at", "service", "channel", "kind", "issued_at",
-        "updated_at", "version",
-    ),
-    "violations": (
-        "violation_id", "promise_id", "service", "channel", "subject", "kind", "reason",
-        "expected", "observed", "excess", "unit", "occurred_at", "detected_at",
-        "observation_id", "observed_by", "promise_text", "labels", "state", "event_id",
-        "version",
-    ),
-    "violation_events": (
-        "violation_id", "event_id", "promise_id", "service", "reason", "state", "occurred_at",
-        "detected_at", "version",
-    ),
-    "rejects": (
-        "reject_id", "reason", "message", "event_id", "origin", "origin_part", "origin_offset",
-        "raw", "raw_base64", "rejected_at", "version",
-    ),
-}  # fmt: skip
-
-Row = list[Any]
 PSEUDONYM = "hmac:"
 
 
@@ -61,33 +35,33 @@ def violation_rows(
 ) -> list[tuple[str, Row]]:
     """A violation emission: its latest state, and its line in the history."""
     subject = pseudonym(subject_key, r.subject) if subject_key else r.subject
-    latest = [
+    latest = ViolationRow(
         r.violation_id, r.promise_id, r.service, r.channel, subject, r.kind, r.reason,
         r.expected, r.observed, r.excess, r.unit, r.occurred_at, r.detected_at,
         r.observation_id, r.observed_by, r.promise_text, r.labels, r.state, event_id, version,
-    ]  # fmt: skip
-    history = [
+    )  # fmt: skip
+    history = ViolationEventRow(
         r.violation_id, event_id, r.promise_id, r.service, r.reason, r.state, r.occurred_at,
         r.detected_at, version,
-    ]  # fmt: skip
+    )  # fmt: skip
     return [("violations", latest), ("violation_events", history)]
 
 
 def promise_row(r: OutcomeRecord, version: int, subject_key: bytes = b"") -> tuple[str, Row]:
     """The promise's facts: the same in every outcome of it."""
     subject = pseudonym(subject_key, r.subject) if subject_key else r.subject
-    row = [
+    row = PromiseRow(
         r.promise_id, r.service, r.channel, r.kind, subject, r.issued_at, r.text, r.labels,
         version,
-    ]  # fmt: skip
+    )  # fmt: skip
     return ("promises", row)
 
 
 def outcome_row(r: OutcomeRecord, updated_at: float, version: int) -> tuple[str, Row]:
-    row = [
+    row = OutcomeRow(
         r.promise_id, r.status, r.closed_at, r.service, r.channel, r.kind, r.issued_at,
         updated_at, version,
-    ]  # fmt: skip
+    )  # fmt: skip
     return ("outcomes", row)
 
 
@@ -113,8 +87,8 @@ def reject_row(
     except UnicodeDecodeError:
         text, exact = raw.decode("utf-8", "replace"), base64.b64encode(raw).decode("ascii")
     reject_id = hashlib.sha256(key.encode()).hexdigest()[:32]
-    row = [
+    row = RejectRow(
         reject_id, reason, message, event_id, origin, origin_part, origin_offset, text, exact,
         rejected_at, version,
-    ]  # fmt: skip
+    )  # fmt: skip
     return ("rejects", row)

@@ -25,8 +25,9 @@ from schemas.codec import decode_outcome, decode_violation
 from sinks.clickhouse import Backoff, ClickHouseSink
 from sinks.metrics import SinkMetrics
 from sinks.migrate import migrate
-from sinks.rows import Row, outcome_row, promise_row, reject_row, violation_rows
+from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from sinks.store import Store, StoreError, StoreUnavailable, open_store
+from sinks.tables import Row
 from streams.exposition import serve
 from streams.process import start_process
 from streams.settings import Settings
@@ -216,7 +217,7 @@ class SinkRunner:
 
     def _promise_once(self, rows: list[tuple[str, Row]]) -> list[tuple[str, Row]]:
         """An outcome's rows without the promise's, when this process wrote that already."""
-        pid = rows[0][1][0]
+        pid = rows[0][1].promise_id
         if pid in self._promises_written:
             return rows[:1]
         if len(self._promises_written) >= PROMISES_REMEMBERED:

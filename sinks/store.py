@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from sinks.tables import TABLES, time_columns
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # ClickHouse error codes that pass: a connection cut mid-answer (3, 32, 102, 236), a timeout
 # (159, 209), the network (210), too many queries (202), memory (241), a table read-only or
@@ -235,7 +237,8 @@ class ServerStore:
             return
         check_identifier(table, "table")
         cols = ", ".join(check_identifier(c, "column") for c in columns)
-        times = [i for i, c in enumerate(columns) if c.endswith("_at")]
+        sent_as_times = set(time_columns(table)) if table in TABLES else set()
+        times = [i for i, c in enumerate(columns) if c in sent_as_times]
         values = [_native(list(row), times) for row in rows]
         self._execute(
             f"INSERT INTO {{db}}.{table} ({cols}) SETTINGS {INSERT_SETTINGS} VALUES", values
@@ -248,8 +251,8 @@ class ServerStore:
 
 
 def _native(row: list[Any], times: list[int]) -> list[Any]:
-    """Rows carry times as Unix seconds (what chdb's JSON input takes, in every ``*_at``
-    column); the driver wants datetimes."""
+    """Rows carry times as Unix seconds (what chdb's JSON input takes, in every DateTime64
+    column of sinks/tables.py); the driver wants datetimes."""
     for i in times:
         if row[i] is not None:
             row[i] = dt.datetime.fromtimestamp(row[i], dt.UTC)

@@ -17,6 +17,7 @@ from sinks.migrate import DDL, migrate, migrations, schema_version
 from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from sinks.runner import FaultyStore, describe_store
 from sinks.store import ChdbStore, ServerStore, StoreError, StoreUnavailable
+from sinks.tables import OutcomeRow, PromiseRow
 from streams.records import final_active, read_jsonl
 from streams.settings import Settings
 from tests.support import CHDB
@@ -159,20 +160,28 @@ def test_a_reject_said_twice_after_a_crash_is_stored_once(store):
     assert len(queries.rejects(store)) == 1
 
 
+def _promise(pid: str, version: int) -> PromiseRow:
+    return PromiseRow(pid, "s", "web", "deadline", None, 0.0, None, {}, version)
+
+
+def _outcome_row(pid: str, version: int) -> OutcomeRow:
+    return OutcomeRow(pid, "open", None, "s", "web", "deadline", 0.0, 0.0, version)
+
+
 def test_the_sink_batches_by_size_and_by_age():
     now = [0.0]
     sink = ClickHouseSink(store=None, max_rows=3, max_age=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
     assert not sink.due()
-    sink.add("promises", ["p1", 1])
+    sink.add("promises", _promise("p1", 1))
     assert not sink.due()
     now[0] = 1.0
     assert sink.due()  # the oldest row waited max_age
     now[0] = 0.0
     sink2 = ClickHouseSink(store=None, max_rows=2, max_age=60, clock=lambda: now[0])  # type: ignore[arg-type]
-    sink2.add("promises", ["p1", 1])
-    sink2.add("promises", ["p1", 2])  # the same id: one row
+    sink2.add("promises", _promise("p1", 1))
+    sink2.add("promises", _promise("p1", 2))  # the same id: one row
     assert not sink2.due()
-    sink2.add("outcomes", ["p1", 2])
+    sink2.add("outcomes", _outcome_row("p1", 2))
     assert sink2.due()
 
 
