@@ -25,7 +25,6 @@ from tests.support import ROOT
 ALERTMANAGER_SH = ROOT / "deploy" / "alertmanager" / "alertmanager.sh"
 
 
-
 class Alertmanager:
     """One Alertmanager of this test's own, on a free port, started and stopped by the script."""
 
