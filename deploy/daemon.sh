@@ -48,6 +48,7 @@ stop() {
   local pid
   if ! pid=$(running_pid); then
     rm -f "$PIDFILE"
+    say "not running on 127.0.0.1:$PORT"
     return
   fi
   kill -TERM "$pid"
@@ -58,4 +59,44 @@ stop() {
   say "still running after 30 s: SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$PIDFILE"
+}
+
+# stop_started VAR BASE GLOB, for a stop without the port (VAR) or the data directory: stop
+# what runs on the default port; else find what was started with another port. BASE/GLOB
+# matches the pid files of the default data directories ($ROOT/.data + NAME-*/NAME.pid),
+# whose names end with the port. One running: it is stopped; several: listed with the
+# command that stops each (exit 1); none: said (exit 0).
+stop_started() {
+  local var=$1 base=$2 glob=$3 file dir found=() pattern="$2/$3"
+  if running_pid >/dev/null; then
+    stop
+    return
+  fi
+  for file in "$base"/$glob; do
+    [ -f "$file" ] || continue
+    dir=$(dirname "$file")
+    # ours and alive: a stale pid file may name a pid reused by another program
+    ps -o args= -p "$(cat "$file")" 2>/dev/null | grep -qF -- "$dir/" && found+=("$file")
+  done
+  case ${#found[@]} in
+    0)
+      rm -f "$PIDFILE"
+      say "nothing to stop: none on 127.0.0.1:$PORT, none started with another $var ($pattern)"
+      ;;
+    1)
+      dir=$(dirname "${found[0]}")
+      say "none on 127.0.0.1:$PORT; stopping the one started with $var=${dir##*-}"
+      PIDFILE=${found[0]}
+      PORT=${dir##*-}
+      stop
+      ;;
+    *)
+      say "none on 127.0.0.1:$PORT, but ${#found[@]} started with another $var; stop each with:"
+      for file in "${found[@]}"; do
+        dir=$(dirname "$file")
+        say "  $var=${dir##*-} $0 stop"
+      done
+      exit 1
+      ;;
+  esac
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import math
 import os
 import sys
 from pathlib import Path
@@ -119,9 +121,13 @@ def _migrate(args: argparse.Namespace) -> int:
 def _sink(args: argparse.Namespace) -> int:
     from sinks.runner import run_sink
     from streams.settings import SettingsError
+    from streams.topics import KafkaUnreachable, TopicError
 
     try:
         run_sink(_settings())
+    except (KafkaUnreachable, TopicError) as exc:
+        print(f"promise-tracker sink: {exc}", file=sys.stderr)
+        return 1
     except StoreError as exc:
         print(f"promise-tracker sink: {exc}", file=sys.stderr)
         return 1
@@ -184,37 +190,97 @@ def _settings():
 
 
 def _emit(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     from promise_tracker.emit import DeliveryFailed, Emitter, InvalidEvent
+    from streams.settings import SettingsError
+    from streams.topics import KafkaUnreachable, TopicError, check_topics
 
     settings = _settings()
-    invalid = 0
+    invalid = old = 0
+    earliest = math.inf  # the earliest event time sent
     try:
         source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         print(f"promise-tracker emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    horizon = (now - dt.timedelta(seconds=settings.retention)).timestamp()
     try:
-        with source, Emitter(settings) as emitter:
-            for number, line in enumerate(source, 1):
-                if not line.strip():
-                    continue
-                try:
-                    emitter.send_event(line.rstrip(b"\r\n"))
-                except InvalidEvent as exc:
-                    invalid += 1
-                    print(f"{args.file}:{number}: {exc.reason}: {exc}", file=sys.stderr)
-    except DeliveryFailed as exc:
+        with source:
+            # before anything is sent: a broker that is down, or topics not created yet,
+            # would leave the events waiting in the producer's queue
+            check_topics(settings, [settings.issued, settings.observed])
+            lines = _retimed(source.read().splitlines(), now) if args.retime else source
+            with Emitter(settings) as emitter:
+                for number, line in enumerate(lines, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        event = emitter.send_event(line.rstrip(b"\r\n"))
+                    except InvalidEvent as exc:
+                        invalid += 1
+                        print(f"{args.file}:{number}: {exc.reason}: {exc}", file=sys.stderr)
+                        continue
+                    t = event.time.timestamp()
+                    old += t < horizon
+                    earliest = min(earliest, t)
+    # SettingsError: credentials refused; DeliveryFailed: the broker went away meanwhile
+    except (KafkaUnreachable, TopicError, SettingsError, DeliveryFailed, KafkaException) as exc:
         print(f"promise-tracker emit: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a broker that cannot be reached, say
-        print(f"promise-tracker emit: {exc}", file=sys.stderr)
-        return 1
+    if old:
+        span = now.timestamp() - earliest
+        warning = _too_old(old, emitter.sent, settings.retention, span, args.retime)
+        print(f"promise-tracker emit: {warning}", file=sys.stderr)
     print(f"{emitter.sent} events sent, {invalid} invalid (not sent)", file=sys.stderr)
     return 1 if invalid else 0
 
 
+def _retimed(lines: list[bytes], now: dt.datetime) -> list[bytes]:
+    """The lines with every time moved by one offset so that the last event is ``now``."""
+    from promise_tracker.retime import latest_time, shift
+
+    latest = latest_time(lines)
+    if latest is None:
+        return lines
+    delta = now - latest
+    print(
+        f"promise-tracker emit: --retime moves every time by {delta} so that the last event "
+        f"is now ({now:%Y-%m-%dT%H:%M:%SZ})",
+        file=sys.stderr,
+    )
+    return shift(lines, delta)
+
+
+def _too_old(old: int, sent: int, retention: float, span: float, retimed: bool) -> str:
+    """The warning for events the worker will reject as too_late (older than ``retention``
+    seconds; the earliest ``span`` seconds before now), and what to do."""
+    said = (
+        f"{old} of {sent} events are older than the worker's retention "
+        f"({_duration(retention)}) and will be rejected as too_late"
+    )
+    if not retimed:
+        return f"{said}: use --retime to move them to now"
+    # the file's events keep their distances: it needs a retention longer than its span
+    days = math.ceil((span + 3_600) / 86_400)
+    return (
+        f"{said}: the file spans {span / 86_400:.1f} days, more than the retention: run the "
+        f"worker with PROMISE_TRACKER_RETENTION={days}d or more"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """7d, 12h, 30m or 45s: as the settings take durations."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def _worker(args: argparse.Namespace) -> int:
     from streams.settings import SettingsError
+    from streams.topics import KafkaUnreachable, TopicError
     from streams.worker import run_worker
 
     try:
@@ -222,16 +288,19 @@ def _worker(args: argparse.Namespace) -> int:
     except SettingsError as exc:  # its metrics port is taken, say
         print(f"promise-tracker worker: {exc}", file=sys.stderr)
         return 2
+    except (KafkaUnreachable, TopicError) as exc:
+        print(f"promise-tracker worker: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
     from streams.settings import SettingsError
-    from streams.topics import TopicError, ensure_topics
+    from streams.topics import KafkaUnreachable, TopicError, ensure_topics
 
     try:
         created = ensure_topics(_settings())
-    except (TopicError, SettingsError) as exc:  # SettingsError: credentials refused
+    except (KafkaUnreachable, TopicError, SettingsError) as exc:  # SettingsError: credentials
         print(f"promise-tracker topics: {exc}", file=sys.stderr)
         return 1
     for name in created:
@@ -286,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         "emit", help="validate a JSONL file of events and send the valid ones to Kafka"
     )
     emit.add_argument("file", metavar="FILE.jsonl", help="'-' reads standard input")
+    emit.add_argument(
+        "--retime",
+        action="store_true",
+        help="move every time of the file (event times, due dates) by one offset so that "
+        "its last event is now: for examples from the past",
+    )
     emit.set_defaults(run=_emit)
 
     worker = commands.add_parser(

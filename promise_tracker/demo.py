@@ -3,7 +3,8 @@
 Starts a Kafka broker (deploy/kafka/kafka.sh), creates the tables in an embedded ClickHouse
 (chdb), runs a worker and a sink, sends the example stories and a synthetic stream through
 the SDK, waits until every event is in ClickHouse, prints what ClickHouse says, and stops
-everything it started. The tables stay in ``.data/demo/chdb`` for a look afterwards.
+everything it started. The tables stay in ``.data/demo/chdb`` for a look afterwards. The
+broker listens on ``KAFKA_PORT`` (and the next port) when it is set, else on a free pair.
 
 When Alertmanager is installed (Debian's prometheus-alertmanager), the worker pages through
 one started by deploy/alertmanager/alertmanager.sh, and the demo counts the alerts firing.
@@ -21,15 +22,16 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
+from promise_tracker.retime import latest_time, shift, shift_lines
 from promise_tracker.stories import EXAMPLES
-from promise_tracker.synthetic import generate, shift_lines
+from promise_tracker.synthetic import generate
 from sinks import queries
 from sinks.migrate import migrate
 from sinks.store import ChdbStore
@@ -44,6 +46,35 @@ WORKDIR = ROOT / ".data" / "demo"
 
 class DemoError(RuntimeError):
     """A step of the demo failed; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Retimed:
+    """One date of a story's promise as the story has it and as the demo sent it."""
+
+    what: str  # "open until", "issued", ...
+    original: str  # as written in the story (2013)
+    shifted: str  # as the verdicts print it: UTC, to the second
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What the demo sends: the lines, and the stories' dates before and after the move."""
+
+    lines: list[bytes]
+    stories: dict[str, Retimed]  # promise id of each story -> one of its dates, moved
+
+
+# what each reject reason means, for the summary (schemas/reject.py has the codes)
+_REASONS = {
+    "invalid_json": "not JSON: a truncated message, an error page",
+    "invalid_event": "JSON, but not a valid event: a field missing or wrong",
+    "unknown_type": "an event type this system does not read",
+    "conflicting_duplicate": "an id sent again with other content",
+    "unknown_promise": "an observation for a promise that never came (waited a day)",
+    "too_late": "too old to change a verdict (older than the retention)",
+    "from_future": "dated more than 5 minutes ahead of the clock",
+}
 
 
 class Process:
@@ -101,7 +132,7 @@ def _interrupt(*_: object) -> None:
 def _run(out: TextIO, events: int, workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    port = _free_port_pair()
+    port = _kafka_port()
     broker_env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_DATA": str(workdir / "kafka")}
     settings = Settings(
         kafka=f"127.0.0.1:{port}",
@@ -144,15 +175,20 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         processes.append(Process("worker", settings, workdir / "worker.log"))
         processes.append(Process("sink", settings, workdir / "sink.log"))
         print("4/6 sending the example stories and a synthetic stream", file=out, flush=True)
-        sent = _send(settings, _stream(workdir, events))
-        print(f"5/6 waiting until all {sent:,} events are in ClickHouse", file=out, flush=True)
+        stream = _stream(workdir, events)
+        malformed = _send(settings, stream.lines)
+        print(
+            f"5/6 waiting until all {len(stream.lines):,} events are in ClickHouse",
+            file=out,
+            flush=True,
+        )
         _wait_drained(settings, processes, workdir)
         for process in reversed(processes):
             process.stop()
         print("6/6 what ClickHouse says:\n", file=out, flush=True)
         store = ChdbStore(settings.chdb_path, settings.database).connect()
         try:
-            _summary(out, store)
+            _summary(out, store, stream, malformed, settings.dlq)
         finally:
             store.close()
         if settings.alertmanager_url:
@@ -219,12 +255,29 @@ def _paging_summary(out: TextIO, url: str) -> None:
         print(f"\nAlertmanager at {url} did not answer: {exc}", file=out)
         return
     by_severity = Counter(a["labels"].get("severity", "?") for a in alerts)
+    severities = ", ".join(f"{n:,} {name}" for name, n in sorted(by_severity.items()))
     print(
-        f"\nAlertmanager at {url}: {len(alerts):,} alerts firing "
-        f"{dict(sorted(by_severity.items()))} (stopped now; routes in "
-        "deploy/alertmanager/alertmanager.yml)",
+        f"\nAlertmanager at {url}: {len(alerts):,} alerts firing"
+        + (f" (by severity: {severities})" if severities else "")
+        + "; stopped now (routes in deploy/alertmanager/alertmanager.yml)",
         file=out,
     )
+
+
+def _kafka_port() -> int:
+    """KAFKA_PORT when set (as deploy/kafka/kafka.sh reads it), else a free pair."""
+    value = os.environ.get("KAFKA_PORT", "").strip()
+    if not value:
+        return _free_port_pair()
+    if not value.isdigit() or not 1024 <= int(value) < 65535:
+        raise DemoError(f"KAFKA_PORT={value!r} is not a port number between 1024 and 65534")
+    port = int(value)
+    if not (_free(port) and _free(port + 1)):
+        raise DemoError(
+            f"KAFKA_PORT={port}: port {port} or {port + 1} (Kafka's controller) is taken; "
+            "choose another, or unset KAFKA_PORT and the demo takes a free pair"
+        )
+    return port
 
 
 def _free_port_pair() -> int:
@@ -244,26 +297,59 @@ def _free(port: int) -> bool:
     return True
 
 
-def _stream(workdir: Path, events: int) -> list[bytes]:
+def _stream(workdir: Path, events: int) -> Stream:
     """The stories, each moved so that it ended ten minutes ago, then a synthetic stream of
     about ``events`` events ending a minute ago (its junk lines included)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     lines: list[bytes] = []
+    stories: dict[str, Retimed] = {}
+    end = now - dt.timedelta(minutes=10)
     for story in sorted(EXAMPLES.glob("*.jsonl")):
         story_lines = [x for x in story.read_bytes().splitlines() if x.strip()]
-        lines += shift_lines(story_lines, now - dt.timedelta(minutes=10))
+        delta = end - (latest_time(story_lines) or end)
+        lines += shift(story_lines, delta)
+        stories.update(_retimed(story_lines, delta))
     synthetic = workdir / "synthetic.jsonl"
     generate(synthetic, events=events, open_promises=max(events // 10, 10), seed=7)
     lines += shift_lines(synthetic.read_bytes().splitlines(), now - dt.timedelta(minutes=1))
-    return lines
+    return Stream(lines, stories)
+
+
+def _retimed(lines: list[bytes], delta: dt.timedelta) -> dict[str, Retimed]:
+    """Promise id -> its main date in the story and once moved by ``delta``."""
+    found = {}
+    for line in lines:
+        event = orjson.loads(line)
+        if event.get("type") == "promise.issued":
+            what, was = _main_date(event)
+            moved = (dt.datetime.fromisoformat(was) + delta).astimezone(dt.UTC)
+            found[event["id"]] = Retimed(what, was, moved.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return found
+
+
+def _main_date(event: dict) -> tuple[str, str]:
+    """The date of a promise that its verdicts print (else when it was issued)."""
+    data = event.get("data") or {}
+    terms = data.get("terms") or {}
+    for place, name, what in (
+        (terms, "open_until", "open until"),
+        (terms, "until", "available until"),
+        (terms, "due_at", "due"),
+        (data, "expires_at", "expires"),
+    ):
+        if name in place:
+            return what, place[name]
+    return "issued", event["time"]
 
 
 def _send(settings: Settings, lines: list[bytes]) -> int:
-    """Valid events through the SDK; what it refuses as raw bytes, to show the DLQ."""
+    """Valid events through the SDK; what it refuses as raw bytes, to show the DLQ. Returns
+    how many lines went raw."""
     from confluent_kafka import Producer
     from tqdm import tqdm
 
     raw = Producer(kafka_config(settings))
+    refused = 0
     with Emitter(settings) as emitter:
         for line in tqdm(lines, desc="sending", unit="ev", file=sys.stderr, mininterval=0.5):
             try:
@@ -271,9 +357,10 @@ def _send(settings: Settings, lines: list[bytes]) -> int:
             except InvalidEvent:
                 raw.produce(settings.issued, value=line)
                 raw.poll(0)
+                refused += 1
     if raw.flush(30):
         raise DemoError("the broker did not take the raw lines in 30 s")
-    return len(lines)
+    return refused
 
 
 def _wait_drained(
@@ -298,54 +385,96 @@ def _wait_drained(
         time.sleep(1.5)
 
 
-def _summary(out: TextIO, store: ChdbStore) -> None:
-    counts = queries.counts(store)
-    rejects = queries.rejects(store)
-    by_reason: dict[str, int] = {}
-    for row in rejects:
-        by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
-    active = sum(1 for v in queries.violations(store).values() if v["state"] == "active")
+def _summary(out: TextIO, store: ChdbStore, stream: Stream, malformed: int, dlq: str) -> None:
+    rates = queries.keep_rate(store)
+    _outcome_counts(out, queries.counts(store)["promises"], rates, queries.violations(store))
+    _reject_table(out, queries.rejects(store), malformed, dlq)
+    _keep_rate_table(out, rates)
+    _story_verdicts(out, store, stream.stories)
+
+
+def _outcome_counts(out: TextIO, promises: int, rates: list[dict], violations: dict) -> None:
+    total: Counter[str] = Counter()
+    for row in rates:
+        for status in ("kept", "broken", "unverifiable", "cancelled", "open"):
+            total[status] += int(row[status])
     print(
-        f"{counts['promises']:,} promises, {active:,} active violations, "
-        f"{len(rejects):,} rejected events {dict(sorted(by_reason.items()))}\n",
+        f"{promises:,} promises: {total['kept']:,} kept, {total['broken']:,} broken, "
+        f"{total['unverifiable']:,} unverifiable, {total['cancelled']:,} cancelled, "
+        f"{total['open']:,} still open.",
         file=out,
     )
+    active = [v for v in violations.values() if v["state"] == "active"]
+    on = len({v["promise_id"] for v in active})
+    which = f"the {on:,} broken promises" if on == total["broken"] else f"{on:,} promises"
+    print(
+        f"{len(active):,} violations on {which}: a promise can be broken in more than one way\n"
+        "(one that names several channels counts one violation per channel that fails).\n",
+        file=out,
+    )
+
+
+def _reject_table(out: TextIO, rejects: list[dict], malformed: int, dlq: str) -> None:
+    if not rejects:
+        print("No event was rejected.\n", file=out)
+        return
+    print(
+        f"Rejected input: the demo sends {malformed:,} malformed lines (and observations of "
+        "promises never issued)\non purpose, to show that bad input is rejected with a "
+        "reason and kept, not lost: each one is in\n"
+        f"the Kafka topic {dlq} and the ClickHouse table rejects, with its original bytes.",
+        file=out,
+    )
+    by_reason = Counter(row["reason"] for row in rejects)
+    print(f"  {'reason':<23}{'events':>6}  meaning", file=out)
+    for reason, count in sorted(by_reason.items(), key=lambda x: (-x[1], x[0])):
+        print(f"  {reason:<23}{count:>6,}  {_REASONS.get(reason, '')}", file=out)
+    print(f"  {'total':<23}{len(rejects):>6,}\n", file=out)
+
+
+def _keep_rate_table(out: TextIO, rates: list[dict]) -> None:
     print("keep-rate by service and kind (kept / (kept + broken)):", file=out)
     print(
         f"  {'service':<27}{'kind':<20}{'kept':>6}{'broken':>7}{'unverif.':>9}"
         f"{'cancel.':>8}{'open':>6}{'keep-rate':>10}",
         file=out,
     )
-    for row in queries.keep_rate(store):
+    for row in rates:
         rate = "-" if row["keep_rate"] is None else f"{float(row['keep_rate']):.0%}"
         print(
-            f"  {row['service']:<27}{row['kind']:<20}{int(row['kept']):>6}{int(row['broken']):>7}"
-            f"{int(row['unverifiable']):>9}{int(row['cancelled']):>8}{int(row['open']):>6}"
-            f"{rate:>10}",
+            f"  {row['service']:<27}{row['kind']:<20}{int(row['kept']):>6,}"
+            f"{int(row['broken']):>7,}{int(row['unverifiable']):>9,}"
+            f"{int(row['cancelled']):>8,}{int(row['open']):>6,}{rate:>10}",
             file=out,
         )
+
+
+def _story_verdicts(out: TextIO, store: ChdbStore, stories: dict[str, Retimed]) -> None:
+    rows = queries.broken_promises(store, promise_ids=sorted(stories), limit=50)
     print("\nbroken promises from the example stories:", file=out)
+    if not rows:
+        print("  none", file=out)
+        return
+    years = sorted({stories[row["promise_id"]].original[:4] for row in rows})
+    print(
+        f"  (they happened in {' and '.join(years)}: the demo moved each story to end ten "
+        "minutes ago, so its dates\n  are shifted; the words the customer read are as "
+        "they were)",
+        file=out,
+    )
     shown = None
-    for row in queries.broken_promises(store, promise_ids=sorted(_story_promises()), limit=50):
+    for row in rows:
         if row["promise_id"] != shown:
             shown = row["promise_id"]
+            date = stories[shown]
             print(f"  {shown} ({row['kind']}, {row['channel']}, {row['service']})", file=out)
             if row["promise_text"]:
                 print(f'    the customer read: "{row["promise_text"]}"', file=out)
+            print(
+                f"    in the story: {date.what} {date.original}, shifted to {date.shifted}",
+                file=out,
+            )
         print(f"    {row['reason']}: promised {row['expected']}; {row['observed']}", file=out)
-
-
-def _story_promises() -> set[str]:
-    import orjson
-
-    found = set()
-    for story in EXAMPLES.glob("*.jsonl"):
-        for line in story.read_bytes().splitlines():
-            if line.strip():
-                event = orjson.loads(line)
-                if event.get("type") == "promise.issued":
-                    found.add(event["id"])
-    return found
 
 
 def _show(path: Path) -> str:

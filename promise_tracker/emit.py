@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from schemas.models import PromiseIssued
+from schemas.models import Event, PromiseIssued
 from schemas.parse import parse
 from schemas.reject import Reject
 from streams.settings import Settings
@@ -47,11 +48,19 @@ class InvalidEvent(ValueError):
 
 
 class DeliveryFailed(RuntimeError):
-    """Kafka did not accept some events; ``errors`` lists (event id, error) pairs."""
+    """Kafka did not accept some events; ``errors`` lists (event id, error) pairs, one per
+    event not written (refused by the broker, or still unacknowledged when flush gave up)."""
 
-    def __init__(self, errors: list[tuple[str | None, str]]):
-        shown = "; ".join(f"{eid}: {err}" for eid, err in errors[:5])
-        super().__init__(f"{len(errors)} event(s) were not written to Kafka: {shown}")
+    def __init__(self, errors: list[tuple[str, str]], kafka: str = ""):
+        where = f" at {kafka}" if kafka else ""
+        by_error = Counter(error for _, error in errors)
+        shown = "; ".join(f"{count} {error}" for error, count in by_error.most_common(3))
+        if len(by_error) > 3:
+            shown += f"; {len(by_error) - 3} other errors"
+        first = ", ".join(eid for eid, _ in errors[:3]) + (", ..." if len(errors) > 3 else "")
+        super().__init__(
+            f"{len(errors)} event(s) were not written to Kafka{where}: {shown}; first: {first}"
+        )
         self.errors = errors
 
 
@@ -83,7 +92,10 @@ class Emitter:
             config["bootstrap.servers"] = kafka
         config.update(overrides)
         self._producer = Producer(config)
-        self._errors: list[tuple[str | None, str]] = []
+        self._kafka = config["bootstrap.servers"]
+        self._errors: list[tuple[str, str]] = []
+        self._pending: dict[int, str] = {}  # produced, not acknowledged: number -> event id
+        self._produced = 0
         self.sent = 0
 
     # --- the two events ----------------------------------------------------------------
@@ -157,8 +169,9 @@ class Emitter:
 
     # --- any event -----------------------------------------------------------------------
 
-    def send_event(self, event: Mapping[str, Any] | bytes) -> None:
-        """Validate one CloudEvent (a mapping or its JSON bytes) and send it to its topic."""
+    def send_event(self, event: Mapping[str, Any] | bytes) -> Event:
+        """Validate one CloudEvent (a mapping or its JSON bytes) and send it to its topic;
+        returns it parsed."""
         raw = event if isinstance(event, bytes) else orjson.dumps(event)
         parsed = parse(raw)
         if isinstance(parsed, Reject):
@@ -168,9 +181,13 @@ class Emitter:
         else:
             topic, key = self.settings.observed, parsed.data.promise_id  # type: ignore[union-attr]
         self._produce(topic, key.encode(), raw, parsed.id)
+        return parsed
 
     def _produce(self, topic: str, key: bytes, value: bytes, event_id: str) -> None:
+        number = self._produced
+
         def done(err: KafkaError | None, _msg: Message) -> None:
+            self._pending.pop(number, None)
             if err is not None:
                 self._errors.append((event_id, err.str()))
 
@@ -180,17 +197,21 @@ class Emitter:
                 break
             except BufferError:  # the local queue is full: let the broker catch up
                 self._producer.poll(0.05)
+        self._pending[number] = event_id
+        self._produced += 1
         self._producer.poll(0)
         self.sent += 1
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until Kafka has every event; raise DeliveryFailed for any it refused."""
-        left = self._producer.flush(timeout)
-        if left:
-            self._errors.append((None, f"{left} still queued after {timeout:g} s"))
+        """Wait until Kafka has every event; raise DeliveryFailed for any it refused or did
+        not acknowledge within ``timeout`` seconds."""
+        if self._producer.flush(timeout):
+            unacknowledged = f"not acknowledged within {timeout:g} s (the broker is down or slow)"
+            self._errors += [(eid, unacknowledged) for eid in self._pending.values()]
+            self._pending.clear()  # not waited for again: a late callback finds none
         if self._errors:
             errors, self._errors = self._errors, []
-            raise DeliveryFailed(errors)
+            raise DeliveryFailed(errors, self._kafka)
 
     def __enter__(self) -> Emitter:
         return self

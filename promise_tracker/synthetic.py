@@ -45,6 +45,8 @@ from pathlib import Path
 
 import orjson
 
+from promise_tracker.retime import shift_lines  # noqa: F401  (moved; still imported from here)
+
 VERSION = 1  # bump when the stream's content changes: cached streams are regenerated
 
 START = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp())
@@ -646,63 +648,6 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
         orjson.dumps(meta, option=orjson.OPT_INDENT_2)
     )
     return meta
-
-
-# --- moving a stream in time (live tests and benchmarks want recent events) --------------
-
-
-def shift_lines(lines: list[bytes], end: dt.datetime, *, terms: bool = False) -> list[bytes]:
-    """Every timestamp of every event moved so that the latest event time (with ``terms``:
-    the latest timestamp of any kind, due dates included) is ``end``; lines that are not
-    events are kept as they are."""
-    latest = max(
-        stamp
-        for line in lines
-        for _, name, stamp in _stamps(_event_of(line))
-        if terms or name == "time"
-    )
-    delta = end - latest
-    return [_shift(line, delta) for line in lines]
-
-
-def _parse_time(value: object) -> dt.datetime | None:
-    try:
-        stamp = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return stamp if stamp.tzinfo is not None else None
-
-
-def _event_of(line: bytes) -> dict | None:
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
-
-
-def _stamps(event: dict | None) -> list[tuple[dict, str, dt.datetime]]:
-    """(holder, field name, time) of every timestamp an event carries."""
-    if event is None:
-        return []
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
-    places = [(event, "time"), (data, "expires_at")] + [
-        (terms, name) for name in ("open_until", "due_at", "until")
-    ]
-    found = [(holder, name, _parse_time(holder.get(name))) for holder, name in places]
-    return [(holder, name, stamp) for holder, name, stamp in found if stamp is not None]
-
-
-def _shift(line: bytes, delta: dt.timedelta) -> bytes:
-    """Every timestamp of an event moved by ``delta``; lines that are not events unchanged."""
-    event = _event_of(line)
-    stamps = _stamps(event)
-    if not stamps:
-        return line
-    for holder, name, stamp in stamps:
-        holder[name] = (stamp + delta).isoformat()
-    return orjson.dumps(event)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,9 @@ them and a test fails when the committed files differ from what the models say.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
-
-import inspect
 
 import msgspec
 import orjson

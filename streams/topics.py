@@ -8,6 +8,7 @@ of input partition P is kept in changelog partition P.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -21,6 +22,15 @@ HOUR_MS = 3_600_000
 # uncompressed) plus its headers: its topic and the worker's producer take this much, and a
 # record larger still is cut short (streams/live.py ``shrink``) rather than refused.
 DLQ_MAX_BYTES = 8 << 20
+# librdkafka's own log lines (a broker that cannot be reached: a line per attempt) go through
+# Python logging: silent in a command that configures none (emit, topics; tests), at the
+# process's level in the worker and the sink, which do.
+KAFKA_LOG = logging.getLogger("promise_tracker.kafka")
+KAFKA_LOG.addHandler(logging.NullHandler())
+# how long failed connections, and nothing else, are retried before Kafka counts as
+# unreachable: a broker that is up answers at once, one that is down refuses at once
+PROBE = 2.0
+_UNREACHABLE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE}
 
 
 class TopicError(RuntimeError):
@@ -29,6 +39,21 @@ class TopicError(RuntimeError):
 
 class KafkaAuthError(SettingsError):
     """The brokers refused our credentials (SASL) or our TLS setup: retrying will not help."""
+
+
+class KafkaUnreachable(RuntimeError):
+    """No broker of the bootstrap list accepts connections: one line naming them and the fix."""
+
+    def __init__(self, kafka: str, error: KafkaError):
+        # "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused
+        # (after 0ms in state CONNECT)" -> "Connection refused"
+        detail = re.sub(r"^\S+/(bootstrap|\d+): ", "", error.str())
+        detail = re.sub(r" \(after \d+ms in state \w+\)$", "", detail).rpartition("failed: ")[2]
+        super().__init__(
+            f"cannot reach Kafka at {kafka} ({detail}): start it (deploy/kafka/kafka.sh start) "
+            f"or set {PREFIX}KAFKA"
+        )
+        self.kafka = kafka
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -47,10 +72,11 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def kafka_config(settings: Settings) -> dict[str, str]:
+def kafka_config(settings: Settings) -> dict[str, Any]:
     """What every Kafka client of ours is given (worker, sink, SDK, admin, readers): where
-    the brokers are and how to connect to them. It holds secrets: never log it."""
-    config = {"bootstrap.servers": settings.kafka}
+    the brokers are, how to connect to them, and where librdkafka logs (``KAFKA_LOG``). It
+    holds secrets: never log it."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka, "logger": KAFKA_LOG}
     protocol = settings.kafka_security_protocol
     if protocol != "PLAINTEXT":
         config["security.protocol"] = protocol
@@ -94,9 +120,11 @@ def list_topics(
     client: AdminClient, errors: list[KafkaError], settings: Settings, timeout: float
 ) -> dict[str, Any]:
     """The cluster's topics; refused credentials fail at once with one line that names the
-    settings (librdkafka would retry them until ``timeout`` and then say "transport failure").
+    settings (librdkafka would retry them until ``timeout`` and then say "transport failure"),
+    and brokers that refuse connections for ``PROBE`` seconds with ``KafkaUnreachable``.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         try:
             return client.list_topics(timeout=min(1.0, timeout)).topics
@@ -114,8 +142,31 @@ def list_topics(
                         f"TLS with Kafka at {settings.kafka} failed ({error.str()}): check "
                         f"{PREFIX}KAFKA_SECURITY_PROTOCOL and the {PREFIX}KAFKA_SSL_* files"
                     ) from None
-            if time.monotonic() >= deadline:
+            # the one that says why ("Connection refused"), rather than "1/1 brokers are down"
+            down = sorted(
+                (e for e in errors if e.code() in _UNREACHABLE),
+                key=lambda e: e.code() == KafkaError._ALL_BROKERS_DOWN,
+            )
+            now = time.monotonic()
+            if down and now - started >= min(PROBE, timeout):
+                raise KafkaUnreachable(settings.kafka, down[0]) from None
+            if now >= deadline:
                 raise
+
+
+def check_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
+    """Kafka can be reached with our settings and has these topics: else one line saying
+    what to do (``KafkaUnreachable``, ``KafkaAuthError``, ``TopicError``). For a producer,
+    whose records for an unreachable broker or a missing topic would wait in its queue."""
+    errors: list[KafkaError] = []
+    existing = list_topics(admin(settings, errors), errors, settings, timeout)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise TopicError(
+            f"Kafka at {settings.kafka} has no topic {', '.join(missing)}: create the topics "
+            "with `promise-tracker topics` (a worker creates them too), or check "
+            f"{PREFIX}TOPIC_PREFIX"
+        )
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

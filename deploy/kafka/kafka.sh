@@ -4,7 +4,9 @@
 #
 #   deploy/kafka/kafka.sh fetch     jars from Maven Central into the cache (once)
 #   deploy/kafka/kafka.sh start     fetch, format storage if new, start, wait until it serves
-#   deploy/kafka/kafka.sh stop      stop it cleanly (SIGTERM, then SIGKILL after 30 s)
+#   deploy/kafka/kafka.sh stop      stop it cleanly (SIGTERM, then SIGKILL after 30 s); with
+#                                   neither KAFKA_PORT nor KAFKA_DATA and none on 9092, the
+#                                   one started with another KAFKA_PORT (.data/kafka-PORT)
 #   deploy/kafka/kafka.sh status    exit 0 when it accepts connections
 #
 # Settings (environment): KAFKA_PORT (9092; the controller listens on KAFKA_PORT+1),
@@ -39,7 +41,10 @@ fetch() {
   say "fetching Apache Kafka $VERSION jars from Maven Central into $LIBS"
   rm -rf "$LIBS"
   mkdir -p "$LIBS"
-  mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
+  # jansi.noreset: Debian's Maven 3.8 writes ANSI resets (ESC[0m) to stdout and stderr even
+  # with -B and style.color=never
+  MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" \
+    mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$LIBS"
   touch "$LIBS/.complete"
 }
@@ -134,7 +139,13 @@ start() {
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
-  stop) stop ;;
+  stop)
+    if [ -n "${KAFKA_PORT:-}${KAFKA_DATA:-}" ]; then
+      stop
+    else
+      stop_started KAFKA_PORT "$ROOT/.data" "kafka-*/kafka.pid"
+    fi
+    ;;
   status) serving ;;
   *) echo "usage: kafka.sh fetch | start | stop | status" >&2; exit 2 ;;
 esac

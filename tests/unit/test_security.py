@@ -21,7 +21,7 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.rows import PSEUDONYM, promise_row, pseudonym, violation_rows
 from sinks.store import ChdbStore
 from streams.settings import PREFIX, Settings, SettingsError, secret_from_env
-from streams.topics import kafka_config, producer_config
+from streams.topics import KAFKA_LOG, kafka_config, producer_config
 from tests.support import ROOT
 from tests.unit.test_store import _outcome, violation
 
@@ -44,10 +44,11 @@ def test_sasl_and_tls_settings_reach_every_client_config(tmp_path):
         "sasl.username": "promise",
         "sasl.password": " s3cret pass ",  # a password is kept as it is, spaces and all
         "ssl.ca.location": str(ca),
+        "logger": KAFKA_LOG,  # librdkafka's lines through Python logging
     }
     assert kafka_config(settings) == expected
     assert expected.items() <= producer_config(settings).items()  # the SDK's and the worker's
-    assert kafka_config(Settings()) == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert kafka_config(Settings()) == {"bootstrap.servers": "127.0.0.1:9092", "logger": KAFKA_LOG}
 
 
 def test_no_client_is_configured_without_kafka_config():
