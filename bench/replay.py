@@ -69,7 +69,10 @@ with open(sys.argv[1], "rb") as f:
             bad += 1
 print(n, bad, time.perf_counter() - start)
 """
-IDLE = "import promise_tracker.cli, streams.replay, streams.engine, schemas.parse, tqdm"
+IDLE = (
+    "import promise_tracker.cli, promise_tracker.streams.replay, promise_tracker.streams.engine,"
+    " promise_tracker.schemas.parse, tqdm"
+)
 
 
 def fingerprint() -> str:
@@ -262,7 +265,7 @@ def check(outdir: Path, meta: dict) -> dict:
 
 
 def profile(path: Path, meta: dict, workdir: Path, top: int = 15) -> dict:
-    from streams.replay import replay as run_replay
+    from promise_tracker.streams.replay import replay as run_replay
 
     outdir = workdir / "profile"
     outdir.mkdir(exist_ok=True)

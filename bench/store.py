@@ -48,15 +48,15 @@ from bench.worker import (  # noqa: E402
     start,
 )
 from promise_tracker.emit import Emitter  # noqa: E402
+from promise_tracker.runtime.kafka import ensure_topics, group_lag  # noqa: E402
+from promise_tracker.runtime.settings import Settings  # noqa: E402
+from promise_tracker.sinks.batcher import ClickHouseSink  # noqa: E402
+from promise_tracker.sinks.migrate import migrate  # noqa: E402
+from promise_tracker.sinks.replay_tap import ClickHouseTap  # noqa: E402
+from promise_tracker.sinks.store import ChdbStore  # noqa: E402
+from promise_tracker.sinks.tables import TABLES, columns  # noqa: E402
+from promise_tracker.streams.replay import replay  # noqa: E402
 from promise_tracker.synthetic import generate  # noqa: E402
-from sinks.clickhouse import ClickHouseSink  # noqa: E402
-from sinks.migrate import migrate  # noqa: E402
-from sinks.replay_tap import ClickHouseTap  # noqa: E402
-from sinks.store import ChdbStore  # noqa: E402
-from sinks.tables import TABLES, columns  # noqa: E402
-from streams.replay import replay  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.topics import ensure_topics, group_lag  # noqa: E402
 
 
 class _Collect:

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from sinks.store import StoreError
-from streams.engine import EngineConfig
+from promise_tracker.sinks.store import StoreError
+from promise_tracker.streams.engine import EngineConfig
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from streams.replay import ReplayError, replay
-    from streams.settings import SettingsError
+    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.streams.replay import ReplayError, replay
 
     outputs = (args.violations, args.outcomes, args.rejects)
     if args.clickhouse is None and None in outputs:
@@ -75,9 +75,9 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
     """A server when ``target`` is a clickhouse:// URL, else a chdb directory; migrated."""
-    from sinks.clickhouse import ClickHouseSink
-    from sinks.migrate import migrate
-    from sinks.store import open_store
+    from promise_tracker.sinks.batcher import ClickHouseSink
+    from promise_tracker.sinks.migrate import migrate
+    from promise_tracker.sinks.store import open_store
 
     url = target if target.startswith(("clickhouse://", "clickhouses://")) else ""
     store = open_store(url, target, database)
@@ -86,21 +86,21 @@ def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
 
 
 def _tap(sink, subject_key: bytes):  # type: ignore[no-untyped-def]
-    from sinks.replay_tap import ClickHouseTap
+    from promise_tracker.sinks.replay_tap import ClickHouseTap
 
     return ClickHouseTap(sink, subject_key=subject_key)
 
 
 def _subject_key() -> bytes:
     """PROMISE_TRACKER_SUBJECT_KEY (or its _FILE): the replay stores subjects as the sink does."""
-    from streams.settings import secret_from_env
+    from promise_tracker.runtime.settings import secret_from_env
 
     return secret_from_env("subject_key").encode()
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from sinks.migrate import migrate, schema_version
-    from sinks.runner import describe_store, store_from
+    from promise_tracker.sinks.migrate import migrate, schema_version
+    from promise_tracker.sinks.runner import describe_store, store_from
 
     settings = _settings()
     store = store_from(settings)
@@ -119,9 +119,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _sink(args: argparse.Namespace) -> int:
-    from sinks.runner import run_sink
-    from streams.settings import SettingsError
-    from streams.topics import KafkaUnreachable, TopicError
+    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError
+    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.sinks.runner import run_sink
 
     try:
         run_sink(_settings())
@@ -138,7 +138,7 @@ def _sink(args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> int:
-    from schemas.jsonschema import check, write
+    from promise_tracker.schemas.jsonschema import check, write
 
     if args.check:
         stale = check()
@@ -152,7 +152,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def _dashboards(args: argparse.Namespace) -> int:
     try:
-        from dashboards import build
+        from promise_tracker.dashboards import build
     except ImportError as exc:
         print(
             f"promise-tracker dashboards: {exc}: install the dev extras (pip install -e '.[dev]')",
@@ -180,7 +180,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _settings():
-    from streams.settings import Settings, SettingsError
+    from promise_tracker.runtime.settings import Settings, SettingsError
 
     try:
         return Settings.from_env()
@@ -193,8 +193,8 @@ def _emit(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
     from promise_tracker.emit import DeliveryFailed, Emitter, InvalidEvent
-    from streams.settings import SettingsError
-    from streams.topics import KafkaUnreachable, TopicError, check_topics
+    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError, check_topics
+    from promise_tracker.runtime.settings import SettingsError
 
     settings = _settings()
     invalid = old = 0
@@ -279,9 +279,9 @@ def _duration(seconds: float) -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from streams.settings import SettingsError
-    from streams.topics import KafkaUnreachable, TopicError
-    from streams.worker import run_worker
+    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError
+    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.streams.worker import run_worker
 
     try:
         run_worker(_settings())
@@ -295,8 +295,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from streams.settings import SettingsError
-    from streams.topics import KafkaUnreachable, TopicError, ensure_topics
+    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError, ensure_topics
+    from promise_tracker.runtime.settings import SettingsError
 
     try:
         created = ensure_topics(_settings())
@@ -382,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     schemas = commands.add_parser("schemas", help="write or check the published JSON Schema files")
     mode = schemas.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="regenerate schemas/json/")
+    mode.add_argument(
+        "--write", action="store_true", help="regenerate promise_tracker/schemas/json/"
+    )
     mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     schemas.set_defaults(run=_schemas)
 

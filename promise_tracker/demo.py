@@ -30,13 +30,13 @@ import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
 from promise_tracker.retime import latest_time, shift, shift_lines
+from promise_tracker.runtime.kafka import ensure_topics, group_lag, kafka_config
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.sinks import readback as queries
+from promise_tracker.sinks.migrate import migrate
+from promise_tracker.sinks.store import ChdbStore
 from promise_tracker.stories import EXAMPLES
 from promise_tracker.synthetic import generate
-from sinks import queries
-from sinks.migrate import migrate
-from sinks.store import ChdbStore
-from streams.settings import Settings
-from streams.topics import ensure_topics, group_lag, kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -65,7 +65,7 @@ class Stream:
     stories: dict[str, Retimed]  # promise id of each story -> one of its dates, moved
 
 
-# what each reject reason means, for the summary (schemas/reject.py has the codes)
+# what each reject reason means, for the summary (promise_tracker/schemas/reject.py has the codes)
 _REASONS = {
     "invalid_json": "not JSON: a truncated message, an error page",
     "invalid_event": "JSON, but not a valid event: a field missing or wrong",

@@ -32,11 +32,11 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from schemas.models import Event, PromiseIssued
-from schemas.parse import parse
-from schemas.reject import Reject
-from streams.settings import Settings
-from streams.topics import producer_config
+from promise_tracker.runtime.kafka import producer_config
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.schemas.models import Event, PromiseIssued
+from promise_tracker.schemas.parse import parse
+from promise_tracker.schemas.reject import Reject
 
 
 class InvalidEvent(ValueError):

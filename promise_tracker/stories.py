@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from streams.records import final_active, read_jsonl
-from streams.replay import replay
+from promise_tracker.streams.records import final_active, read_jsonl
+from promise_tracker.streams.replay import replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 
-from schemas import Reject
-from schemas.models import ViolationRecord
-from streams.engine import Engine, EngineConfig
-from streams.replay import drive
-from streams.state import PromiseState
+from promise_tracker.schemas import Reject
+from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.streams.engine import Engine, EngineConfig
+from promise_tracker.streams.replay import drive
+from promise_tracker.streams.state import PromiseState
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parents[1]

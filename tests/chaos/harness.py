@@ -19,13 +19,13 @@ import msgspec
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from schemas.codec import violation_event_id
-from schemas.models import ViolationRecord
-from sinks import queries
-from sinks.alerts import ALERTNAME, DEFAULT_SEVERITY, LEASES
-from sinks.store import ChdbStore
-from streams.settings import Settings
-from streams.topics import group_lag
+from promise_tracker.paging.alerts import ALERTNAME, DEFAULT_SEVERITY, LEASES
+from promise_tracker.runtime.kafka import group_lag
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.schemas.codec import violation_event_id
+from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.sinks import readback as queries
+from promise_tracker.sinks.store import ChdbStore
 from tests.integration.test_paging import Alertmanager
 from tests.integration.test_worker import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, Answer
 from tests.live import TopicReader, WorkerProcess, fresh_settings, start_broker, stop_broker
@@ -447,7 +447,7 @@ def wait_drained(settings: Settings, timeout: float) -> float:
 # --- paging -------------------------------------------------------------------------------
 
 # Short re-sends, so that the leases of a killed worker's alerts lapse within seconds (four
-# re-sends: sinks/alerts.py) and the firing set can be judged soon after the drain.
+# re-sends: promise_tracker/paging/alerts.py) and the firing set can be judged soon after the drain.
 ALERT_RESEND = 2.0
 LEASE = LEASES * ALERT_RESEND
 PAGE_LABELS = ("service", "channel", "kind", "reason", "severity")
@@ -498,7 +498,7 @@ def received(am: Alertmanager) -> dict[str, int]:
 
 
 def pager_metrics(port: int) -> dict[str, int]:
-    """A worker's pager figures (streams/metrics.py), from the process running now."""
+    """A worker's pager figures (streams/worker_metrics.py), from the process running now."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     out = {}

@@ -39,8 +39,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from promise_tracker.runtime.kafka import ensure_topics
+from promise_tracker.runtime.settings import Settings
 from tests.chaos.harness import (
     ALERT_RESEND,
     ChaosBroker,

@@ -5,7 +5,7 @@ id no deadline is missed or fired twice while partitions move.
 "Missed or fired twice" is checked on the emissions themselves: every record on the
 violations topic, in offset order per violation id (one id, one partition), and every
 distinct emission stored in ``violation_events``, against every emission of the replay
-(event ids are digests of the content: schemas/codec.py violation_event_id).
+(event ids are digests of the content: promise_tracker/schemas/codec.py violation_event_id).
 
 The distinct emissions are not the replay's, legitimately: the replay reads the file in
 order with one watermark (the largest time so far, lateness 0); live, a partition's
@@ -38,7 +38,7 @@ import re
 import time
 from pathlib import Path
 
-from streams.topics import ensure_topics
+from promise_tracker.runtime.kafka import ensure_topics
 from tests.chaos.harness import (
     ALERT_RESEND,
     ChaosBroker,

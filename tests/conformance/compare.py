@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.records import final_active, read_jsonl
+from promise_tracker.streams.records import final_active, read_jsonl
 
 __all__ = ["differences", "final_active", "read_jsonl"]
 

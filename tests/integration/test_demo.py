@@ -10,8 +10,8 @@ import subprocess
 import sys
 from collections import Counter
 
-from sinks import queries
-from sinks.store import ChdbStore
+from promise_tracker.sinks import readback as queries
+from promise_tracker.sinks.store import ChdbStore
 from tests.support import ROOT
 
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"

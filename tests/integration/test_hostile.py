@@ -23,8 +23,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from streams.settings import Settings
-from streams.topics import ensure_topics, producer_config
+from promise_tracker.runtime.kafka import ensure_topics, producer_config
+from promise_tracker.runtime.settings import Settings
 from tests.integration.test_worker import (
     ORPHAN_TTL,
     PARTITIONS,

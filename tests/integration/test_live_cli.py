@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.records import final_active, read_jsonl
-from streams.replay import replay
-from streams.settings import PREFIX
-from streams.topics import ensure_topics
+from promise_tracker.runtime.kafka import ensure_topics
+from promise_tracker.runtime.settings import PREFIX
+from promise_tracker.streams.records import final_active, read_jsonl
+from promise_tracker.streams.replay import replay
 from tests.live import TopicReader, fresh_settings, last_by_key
 from tests.support import ROOT
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from promise_tracker.emit import Emitter
-from streams.topics import ensure_topics, group_lag
+from promise_tracker.runtime.kafka import ensure_topics, group_lag
 from tests.live import WorkerProcess, fresh_settings, wait_for
 from tests.prometheus import free_port, scrape
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from promise_tracker.emit import Emitter
-from sinks.store import ChdbStore
-from streams.settings import PREFIX, Settings
+from promise_tracker.runtime.settings import PREFIX, Settings
+from promise_tracker.sinks.store import ChdbStore
 from tests.live import KAFKA_SH, TopicReader, WorkerProcess, fresh_settings, ready, wait_for
 from tests.support import ROOT
 

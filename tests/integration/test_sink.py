@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sinks import queries
-from sinks.store import ChdbStore
-from streams.settings import Settings
-from streams.topics import ensure_topics, group_lag
+from promise_tracker.runtime.kafka import ensure_topics, group_lag
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.sinks import readback as queries
+from promise_tracker.sinks.store import ChdbStore
 from tests.integration.test_worker import (
     ORPHAN_TTL,
     PARTITIONS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.models import OBSERVATION_KINDS, PROMISE_KINDS
-from streams.engine import Engine
+from promise_tracker.schemas.models import OBSERVATION_KINDS, PROMISE_KINDS
+from promise_tracker.streams.engine import Engine
 from tests.support import observe, promise, run, ts
 
 HOURS = st.floats(min_value=0, max_value=20, allow_nan=False).map(lambda h: round(h, 2))

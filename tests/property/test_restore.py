@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.parse import parse
-from schemas.reject import Reject
-from streams.engine import Engine, EngineConfig
-from streams.snapshot import decode_entry, encode_entry
+from promise_tracker.schemas.parse import parse
+from promise_tracker.schemas.reject import Reject
+from promise_tracker.streams.engine import Engine, EngineConfig
+from promise_tracker.streams.snapshot import decode_entry, encode_entry
 from tests.property.test_order import FAST, LATENESS, _summary, final_state, streams
 from tests.support import Collected, line
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sinks.migrate import migrate
-from sinks.store import ChdbStore
+from promise_tracker.sinks.migrate import migrate
+from promise_tracker.sinks.store import ChdbStore
 from tests.support import CHDB
 
 

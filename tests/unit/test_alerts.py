@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from schemas.models import ViolationRecord
-from sinks.alerts import Lifetime, alert
-from streams.settings import Settings, SettingsError
-from streams.wording import at
+from promise_tracker.paging.alerts import Lifetime, alert
+from promise_tracker.runtime.settings import Settings, SettingsError
+from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.streams.wording import at
 
 DETECTED = 1_767_268_801.5  # 2026-01-01T12:00:01.5Z
 HOLD, RESEND = 3600.0, 60.0

@@ -11,7 +11,7 @@ from dataclasses import fields
 import yaml
 
 from promise_tracker.cli import build_parser
-from streams.settings import PREFIX, Settings
+from promise_tracker.runtime.settings import PREFIX, Settings
 from tests.support import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

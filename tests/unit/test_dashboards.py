@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from dashboards import build
-from dashboards.macros import (
+from promise_tracker.dashboards import build
+from promise_tracker.dashboards.macros import (
     ALL,
     Request,
     alert_sql,

@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient
 from promise_tracker.cli import _duration, _too_old
 from promise_tracker.emit import DeliveryFailed, Emitter
 from promise_tracker.retime import latest_time, shift, shift_lines
-from streams.settings import Settings
-from streams.topics import kafka_config
+from promise_tracker.runtime.kafka import kafka_config
+from promise_tracker.runtime.settings import Settings
 from tests.support import ROOT
 
 PRESTIGE = ROOT / "examples" / "prestige-portraits.jsonl"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.engine import DAY, EngineConfig
+from promise_tracker.streams.engine import DAY, EngineConfig
 from tests.support import line, observe, promise, run, ts, unix
 
 
@@ -142,7 +142,7 @@ def test_outcome_changes_are_reported_once_per_change():
 
 
 def _parsed(event: dict):
-    from schemas import parse
+    from promise_tracker.schemas import parse
 
     raw = line(event)
     return parse(raw), raw

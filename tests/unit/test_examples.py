@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.engine import EngineConfig
-from streams.records import final_active, read_jsonl
-from streams.replay import replay
+from promise_tracker.streams.engine import EngineConfig
+from promise_tracker.streams.records import final_active, read_jsonl
+from promise_tracker.streams.replay import replay
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

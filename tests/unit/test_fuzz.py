@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Reason, Reject, parse
-from streams.replay import replay
+from promise_tracker.schemas import Reason, Reject, parse
+from promise_tracker.streams.replay import replay
 from tests.support import observe, promise, ts
 
 VALID = [

@@ -10,8 +10,8 @@ import jsonschema
 import orjson
 import pytest
 
-from schemas import Reject, parse
-from schemas.jsonschema import SCHEMA_DIR
+from promise_tracker.schemas import Reject, parse
+from promise_tracker.schemas.jsonschema import SCHEMA_DIR
 from tests.support import CASES, ROOT
 from tests.unit.test_fuzz import malformed
 

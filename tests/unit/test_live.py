@@ -7,9 +7,9 @@ import hashlib
 
 import orjson
 
-from schemas.codec import decode_outcome, decode_violation
-from streams.engine import EngineConfig
-from streams.live import SHRUNK_BYTES, Partition, shrink
+from promise_tracker.schemas.codec import decode_outcome, decode_violation
+from promise_tracker.streams.engine import EngineConfig
+from promise_tracker.streams.live import SHRUNK_BYTES, Partition, shrink
 from tests.support import line, observe, promise, ts, unix
 
 ISSUED, OBSERVED = "promises.issued", "deliveries.observed"
@@ -290,8 +290,8 @@ def test_a_dead_letter_over_the_producers_limit_is_sent_cut_short_not_raised():
     """Regression: a ~1 MB hostile record's dead letter raised MSG_SIZE_TOO_LARGE in
     produce() and stopped the worker; now the limit is 8 MiB and beyond it the letter is
     cut short (no broker needed: librdkafka checks the size before queueing)."""
-    from streams.settings import Settings
-    from streams.worker import Worker
+    from promise_tracker.runtime.settings import Settings
+    from promise_tracker.streams.worker import Worker
 
     worker = Worker(Settings(kafka="127.0.0.1:1", metrics_port=0))
     try:

@@ -13,16 +13,16 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from schemas.reject import Reason
-from sinks.clickhouse import ClickHouseSink
-from sinks.metrics import SinkMetrics
-from sinks.rows import reject_row
-from sinks.store import StoreUnavailable
-from streams.engine import EngineConfig
-from streams.exposition import MetricsPortTaken, serve
-from streams.live import Partition
-from streams.metrics import WorkerCollector, WorkerCounts
-from streams.settings import Settings, SettingsError
+from promise_tracker.runtime.exposition import MetricsPortTaken, serve
+from promise_tracker.runtime.settings import Settings, SettingsError
+from promise_tracker.schemas.reject import Reason
+from promise_tracker.sinks.batcher import ClickHouseSink
+from promise_tracker.sinks.rows import reject_row
+from promise_tracker.sinks.sink_metrics import SinkMetrics
+from promise_tracker.sinks.store import StoreUnavailable
+from promise_tracker.streams.engine import EngineConfig
+from promise_tracker.streams.live import Partition
+from promise_tracker.streams.worker_metrics import WorkerCollector, WorkerCounts
 from tests.prometheus import Samples, nonzero
 from tests.support import ROOT, line, observe, promise, ts, unix
 

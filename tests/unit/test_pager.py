@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from sinks.alerts import Lifetime
-from sinks.pager import Pager
+from promise_tracker.paging.alerts import Lifetime
+from promise_tracker.paging.pager import Pager
 from tests.unit.test_alerts import record
 
 

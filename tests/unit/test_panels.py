@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from dashboards import alert_rules
-from dashboards import queries as q
-from dashboards.macros import ALL, Request, alert_sql, dashboard_sql
+from promise_tracker.dashboards import alert_rules
+from promise_tracker.dashboards import queries as q
+from promise_tracker.dashboards.macros import ALL, Request, alert_sql, dashboard_sql
+from promise_tracker.sinks.store import ChdbStore
+from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.synthetic import generate, shift_lines
-from sinks.store import ChdbStore
-from streams.records import final_active, read_jsonl
 from tests.support import ROOT
 from tests.unit.test_cli import cli
 
@@ -394,7 +394,7 @@ def _run_rule(store: ChdbStore, rule: dict, at: float) -> tuple[list[dict], floa
 @pytest.fixture
 def scratch(seeded) -> Iterator[ChdbStore]:
     """An empty database beside the seeded one, for rule scenarios."""
-    from sinks.migrate import migrate
+    from promise_tracker.sinks.migrate import migrate
 
     name = "alert_rules_scratch"
     store = seeded.store

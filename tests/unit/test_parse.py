@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas import Reason, Reject, parse
-from schemas.jsonschema import check
-from schemas.models import PromiseIssued
+from promise_tracker.schemas import Reason, Reject, parse
+from promise_tracker.schemas.jsonschema import check
+from promise_tracker.schemas.models import PromiseIssued
 from tests.support import observe, promise, ts
 
 GOOD = promise("p", "deadline", {"open_until": ts(24)}, text="Selection date: 11/01")

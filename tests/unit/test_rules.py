@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.engine import violation_id
+from promise_tracker.streams.engine import violation_id
 from tests.support import observe, promise, run, ts, unix
 
 DAY_H = 24.0
@@ -286,9 +286,9 @@ class TestChannels:
 
 def test_kind_tables_line_up():
     """Kinds are dispatched by index: the models, folds and rules tables must agree."""
-    from schemas.models import PROMISE_KINDS
-    from streams.rules import _RULES
-    from streams.state import _FOLDS, KIND_INDEX
+    from promise_tracker.schemas.models import PROMISE_KINDS
+    from promise_tracker.streams.rules import _RULES
+    from promise_tracker.streams.state import _FOLDS, KIND_INDEX
 
     for cls, index in KIND_INDEX.items():
         kind = PROMISE_KINDS[index]

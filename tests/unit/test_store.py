@@ -9,17 +9,17 @@ from collections import Counter
 import msgspec
 import pytest
 
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
+from promise_tracker.sinks import readback as queries
+from promise_tracker.sinks.batcher import Backoff, ClickHouseSink
+from promise_tracker.sinks.migrate import DDL, migrate, migrations, schema_version
+from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
+from promise_tracker.sinks.runner import FaultyStore, describe_store
+from promise_tracker.sinks.store import ChdbStore, ServerStore, StoreError, StoreUnavailable
+from promise_tracker.sinks.tables import OutcomeRow, PromiseRow
+from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.synthetic import generate
-from schemas.models import OutcomeRecord, ViolationRecord
-from sinks import queries
-from sinks.clickhouse import Backoff, ClickHouseSink
-from sinks.migrate import DDL, migrate, migrations, schema_version
-from sinks.rows import outcome_row, promise_row, reject_row, violation_rows
-from sinks.runner import FaultyStore, describe_store
-from sinks.store import ChdbStore, ServerStore, StoreError, StoreUnavailable
-from sinks.tables import OutcomeRow, PromiseRow
-from streams.records import final_active, read_jsonl
-from streams.settings import Settings
 from tests.support import CHDB
 from tests.unit.test_cli import cli
 

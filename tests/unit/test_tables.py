@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.store import ChdbStore
-from sinks.tables import TABLES, clickhouse_types, columns, time_columns
+from promise_tracker.sinks.store import ChdbStore
+from promise_tracker.sinks.tables import TABLES, clickhouse_types, columns, time_columns
 
 # filled by ClickHouse itself: never in a row
 STORE_FILLED = {"stored_at", "severity"}

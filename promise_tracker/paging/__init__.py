@@ -1,0 +1,1 @@
+"""Paging: active violations become Alertmanager alerts (the worker hands them over)."""

@@ -1,0 +1,150 @@
+"""Violations as Prometheus Alertmanager alerts, and how long each one fires. Pure: times are
+passed in, nothing here does I/O (promise_tracker/paging/pager.py posts what this returns).
+
+One alert per violation id. Its labels say what broke and whom to wake (``severity`` from the
+promise's own labels, ``ticket`` unless it says ``page``); the annotations say what the customer
+was told and what happened. The customer (the record's ``subject``) is personal data and stays
+out of the alert: the linked dashboard is where someone with access looks them up.
+
+Lifetime, following Alertmanager's client guidance (a client re-sends its firing alerts, and
+each carries an ``endsAt`` so that Alertmanager resolves it by itself if the client goes away):
+
+* an active violation fires from its ``detected_at`` for at most ``hold`` seconds;
+* every ``resend`` seconds each firing alert is sent again with ``endsAt`` = the earlier of
+  now + 4 * resend and detected_at + hold;
+* a retraction sends the alert with ``endsAt`` = now (resolved) and it stops being re-sent;
+* an emission whose detected_at + hold has passed when it is seen (said again after a
+  restart) is not sent at all: its alert has lapsed already;
+* the same emission said again (a restart or a rebalance re-announces every held record with
+  its original detected_at) has the same labels, so Alertmanager updates the alert it has
+  instead of notifying again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.streams.wording import at
+
+ALERTNAME = "PromiseBroken"
+DEFAULT_SEVERITY = "ticket"
+DASHBOARD = "/d/promise-tracker-oncall/promise-tracker-on-call"
+LEASES = 4  # resend periods a sent alert stays firing without news from the pager
+
+Alert = dict[str, Any]  # the JSON object of Alertmanager's POST /api/v2/alerts
+
+
+def alert(record: ViolationRecord, grafana_url: str) -> Alert:
+    """The alert of a violation, without ``endsAt`` (the lifetime rules add it)."""
+    severity = record.labels.get("severity") or DEFAULT_SEVERITY
+    annotations = {
+        "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
+        "description": (
+            f"{record.service} broke a {record.kind} promise on {record.channel} "
+            f"({record.reason}): promised {record.expected}; {record.observed}"
+        ),
+        "expected": record.expected,
+        "observed": record.observed,
+        "promise_id": record.promise_id,
+        "occurred_at": at(record.occurred_at),
+    }
+    if record.excess is not None:
+        annotations["excess"] = f"{record.excess:g} {record.unit or ''}".rstrip()
+    return {
+        "labels": {
+            "alertname": ALERTNAME,
+            "service": record.service,
+            "channel": record.channel,
+            "kind": record.kind,
+            "reason": record.reason,
+            "severity": severity,
+            "violation_id": record.violation_id,
+        },
+        "annotations": annotations,
+        "generatorURL": (
+            f"{grafana_url.rstrip('/')}{DASHBOARD}?var-violation_id={quote(record.violation_id)}"
+        ),
+        "startsAt": at(record.detected_at),
+    }
+
+
+def ending(alert: Alert, starts: float, ends: float) -> Alert:
+    """The alert with an ``endsAt``, never before its start (Alertmanager refuses that)."""
+    return {**alert, "endsAt": at(max(ends, starts))}
+
+
+@dataclass
+class Firing:
+    """An alert this worker keeps sending, and the partition whose engine holds it."""
+
+    alert: Alert
+    partition: int
+    starts: float  # detected_at
+    until: float  # detected_at + hold: it is not sent beyond this
+
+
+class Lifetime:
+    """The alerts firing from one worker: what to post for an emission, and on each re-send.
+
+    At most ``limit`` alerts are held; beyond it the oldest is let go (counted in
+    ``evicted``) and lapses in Alertmanager at the ``endsAt`` it was last sent with.
+    """
+
+    def __init__(self, hold: float, resend: float, limit: int, grafana_url: str):
+        self.hold = hold
+        self.resend = resend
+        self.limit = limit
+        self.grafana_url = grafana_url
+        self.firing: dict[str, Firing] = {}  # by violation id, oldest first
+        self.evicted = 0
+
+    def offer(self, record: ViolationRecord, partition: int, now: float) -> list[Alert]:
+        """What to post now for one emission (in this order): possibly nothing."""
+        posts = []
+        vid = record.violation_id
+        until = record.detected_at + self.hold
+        new = alert(record, self.grafana_url)
+        old = self.firing.pop(vid, None)
+        if old is not None:
+            if record.state == "active" and old.alert == new and until > now:
+                self.firing[vid] = Firing(old.alert, partition, old.starts, old.until)
+                return []  # said again: Alertmanager has it, the re-sends keep it firing
+            if record.state == "retracted" or old.alert["labels"] != new["labels"]:
+                # retracted, or another verdict (e.g. not_delivered became delivered_late)
+                # whose labels make it another alert: the old one resolves
+                posts.append(ending(old.alert, old.starts, now))
+        if until <= now:
+            return posts  # lapsed already
+        if record.state == "retracted":
+            if old is None:  # fired by an earlier process or another worker
+                posts.append(ending(new, record.detected_at, now))
+            return posts
+        firing = Firing(new, partition, record.detected_at, until)
+        self.firing[vid] = firing
+        posts.append(self._lease(firing, now))
+        while len(self.firing) > self.limit:
+            del self.firing[next(iter(self.firing))]
+            self.evicted += 1
+        return posts
+
+    def due(self, now: float) -> list[Alert]:
+        """Every firing alert with a fresh ``endsAt``; those past their hold are let go."""
+        for vid in [vid for vid, f in self.firing.items() if f.until <= now]:
+            del self.firing[vid]  # sent last with endsAt <= until: it has lapsed
+        return [self._lease(f, now) for f in self.firing.values()]
+
+    def forget(self, partitions: Iterable[int]) -> int:
+        """Stop sending the alerts of partitions this worker no longer owns: their new owner
+        says them again (and may retract one, which this worker must not keep firing)."""
+        gone = set(partitions)
+        vids = [vid for vid, f in self.firing.items() if f.partition in gone]
+        for vid in vids:
+            del self.firing[vid]
+        return len(vids)
+
+    def _lease(self, firing: Firing, now: float) -> Alert:
+        return ending(firing.alert, firing.starts, min(now + LEASES * self.resend, firing.until))

@@ -1,0 +1,1 @@
+"""The ClickHouse store: row types, the batching sink, migrations, and reading rows back."""

@@ -1,0 +1,100 @@
+"""Reading the tables back: the final state per id, as the replay files state it, and the
+summaries the demo prints. Every query reads the deduplicated rows (FINAL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from promise_tracker.sinks.store import Store, check_identifier
+
+_VIOLATIONS = """
+SELECT violation_id, promise_id, service, channel, subject, kind, reason, expected, observed,
+       excess, unit, toUnixTimestamp64Micro(occurred_at) AS occurred_us, observation_id,
+       observed_by, promise_text, labels, state
+FROM {db}.violations FINAL
+"""
+
+_OUTCOMES = """
+SELECT o.promise_id AS promise_id, o.status AS status,
+       toUnixTimestamp64Micro(o.closed_at) AS closed_us, o.kind AS kind, o.service AS service,
+       o.channel AS channel, p.subject AS subject,
+       toUnixTimestamp64Micro(o.issued_at) AS issued_us, p.text AS text, p.labels AS labels
+FROM (SELECT * FROM {db}.outcomes FINAL) AS o
+LEFT JOIN (SELECT * FROM {db}.promises FINAL) AS p ON o.promise_id = p.promise_id
+"""
+
+
+def _seconds(micros: Any) -> float | None:
+    return None if micros is None else int(micros) / 1e6
+
+
+def violations(store: Store) -> dict[str, dict[str, Any]]:
+    """Violation id -> its last emission (``detected_at`` aside), in the replay's shape."""
+    found = {}
+    for row in store.rows(_VIOLATIONS):
+        row["occurred_at"] = _seconds(row.pop("occurred_us"))
+        found[row["violation_id"]] = row
+    return found
+
+
+def outcomes(store: Store) -> dict[str, dict[str, Any]]:
+    """Promise id -> its outcome now, in the replay's shape."""
+    found = {}
+    for row in store.rows(_OUTCOMES):
+        row["closed_at"] = _seconds(row.pop("closed_us"))
+        row["issued_at"] = _seconds(row.pop("issued_us"))
+        found[row["promise_id"]] = row
+    return found
+
+
+def rejects(store: Store) -> list[dict[str, Any]]:
+    """Every rejected input once: reason, event id and origin."""
+    return store.rows(
+        "SELECT reason, event_id, origin, origin_part, origin_offset FROM {db}.rejects FINAL"
+    )
+
+
+def keep_rate(store: Store) -> list[dict[str, Any]]:
+    """Outcomes by service and kind, with the keep-rate: kept / (kept + broken)."""
+    return store.rows(
+        """
+        SELECT service, kind,
+               countIf(status = 'kept') AS kept, countIf(status = 'broken') AS broken,
+               countIf(status = 'expired') AS unverifiable,
+               countIf(status = 'cancelled') AS cancelled, countIf(status = 'open') AS open,
+               if(kept + broken = 0, NULL, round(kept / (kept + broken), 4)) AS keep_rate
+        FROM {db}.outcomes FINAL
+        GROUP BY service, kind
+        ORDER BY service, kind
+        """
+    )
+
+
+def broken_promises(
+    store: Store, promise_ids: list[str] | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Active violations (of some promises, or all) with the words the customer saw, by
+    promise and time."""
+    return store.rows(
+        """
+        SELECT promise_id, service, channel, kind, reason, expected, observed, excess, unit,
+               promise_text, toString(occurred_at) AS occurred
+        FROM {db}.violations FINAL
+        WHERE state = 'active' AND (empty({ids:Array(String)})
+                                    OR has({ids:Array(String)}, promise_id))
+        ORDER BY service, promise_id, occurred_at
+        LIMIT {limit:UInt32}
+        """,
+        {"ids": promise_ids or [], "limit": limit},
+    )
+
+
+def counts(store: Store) -> Counter[str]:
+    """Rows per table after deduplication (what a reader sees)."""
+    found: Counter[str] = Counter()
+    for table in ("promises", "outcomes", "violations", "violation_events", "rejects"):
+        name = check_identifier(table, "table")
+        rows = store.rows(f"SELECT count() AS n FROM {{db}}.{name} FINAL")
+        found[table] = int(rows[0]["n"])
+    return found

@@ -1,0 +1,212 @@
+"""Offline replay (SPEC section 5): files of CloudEvents through the same engine as live."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import msgspec
+
+from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
+from promise_tracker.schemas.parse import parse
+from promise_tracker.schemas.reject import Reject
+from promise_tracker.streams.engine import Engine, EngineConfig, Stats
+from promise_tracker.streams.records import outcome_record, reject_record
+from promise_tracker.streams.state import PromiseState
+
+
+class ReplayError(Exception):
+    """Unusable arguments or unreadable files: reported in one line, exit status 2."""
+
+
+@dataclass
+class ReplaySummary:
+    lines: int
+    blank: int
+    stats: Stats
+    watermark: float
+    seconds: float
+    outcomes: int
+
+
+class Tap(Protocol):
+    """Somewhere else the replay's results go as well (the ClickHouse tables)."""
+
+    def violation(self, record: ViolationRecord) -> None: ...
+
+    def reject(self, reject: Reject) -> None: ...
+
+    def final_outcome(self, record: OutcomeRecord) -> None: ...
+
+
+class _FileListener:
+    """Streams violations and rejects to their files as they happen; outcomes at the end."""
+
+    def __init__(
+        self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO, tap: Tap | None
+    ):
+        self._violations, self._outcomes, self._rejects = violations, outcomes, rejects
+        self._tap = tap
+        self._encode = msgspec.json.Encoder().encode
+        self.outcome_count = 0
+
+    def violation(self, record: ViolationRecord) -> None:
+        self._violations.write(self._encode(record) + b"\n")
+        if self._tap is not None:
+            self._tap.violation(record)
+
+    def outcome(self, state: PromiseState) -> None:
+        pass  # replay writes final outcomes only
+
+    def reject(self, reject: Reject) -> None:
+        self._rejects.write(self._encode(reject_record(reject)) + b"\n")
+        if self._tap is not None:
+            self._tap.reject(reject)
+
+    def evicted(self, state: PromiseState) -> None:
+        self.write_outcome(state)  # final: later events for it are rejected too_late
+
+    def write_outcome(self, state: PromiseState) -> None:
+        self.outcome_count += 1
+        record = outcome_record(state)
+        self._outcomes.write(self._encode(record) + b"\n")
+        if self._tap is not None:
+            self._tap.final_outcome(record)
+
+
+def replay(
+    inputs: list[Path],
+    violations: Path,
+    outcomes: Path,
+    rejects: Path,
+    lateness: float = 0.0,
+    config: EngineConfig | None = None,
+    progress: bool | None = None,
+    tap: Tap | None = None,
+) -> ReplaySummary:
+    """Run the engine over the inputs in order and write the three output files (and give
+    every result to ``tap`` too, when there is one)."""
+    started = time.perf_counter()
+    for path in inputs:
+        if not path.exists() or path.is_dir() or not os.access(path, os.R_OK):
+            raise ReplayError(f"cannot read input file {path}: check the path")
+    if lateness < 0:
+        raise ReplayError(f"--lateness must be 0 or more seconds, got {lateness:g}")
+    config = config or EngineConfig()
+    if config.retention <= 0 or config.orphan_ttl <= 0:
+        raise ReplayError("--retention and --orphan-ttl must be more than 0 seconds")
+    outputs = (violations, outcomes, rejects)
+    with ExitStack() as stack:
+        files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
+        listener = _FileListener(*files, tap)
+        engine = Engine(config, listener, clock=time.time)
+        lines, blank = drive(engine, _lines(inputs, progress), lateness)
+        engine.finish()
+        for state in engine.states():
+            listener.write_outcome(state)
+    return ReplaySummary(
+        lines=lines,
+        blank=blank,
+        stats=engine.stats,
+        watermark=engine.watermark,
+        seconds=time.perf_counter() - started,
+        outcomes=listener.outcome_count,
+    )
+
+
+def drive(
+    engine: Engine,
+    lines: Iterable[tuple[str, int, bytes]],
+    lateness: float,
+    now: float | None = None,
+) -> tuple[int, int]:
+    """The hot loop: parse, apply, move the watermark. Returns (lines, blank lines).
+
+    ``lines`` are (file name, line number, bytes); ``now`` is only for tests of live checks.
+    """
+    if engine.config.lateness != lateness:
+        engine.config = dataclasses.replace(engine.config, lateness=lateness)
+    process, advance, refuse = engine.process, engine.advance, engine.refuse
+    latest = -float("inf")
+    count = blank = 0
+    for name, number, line in lines:
+        count += 1
+        if not line or line.isspace():
+            blank += 1
+            continue
+        origin = (name, number)
+        event = parse(line, origin)
+        if type(event) is Reject:
+            refuse(event)
+            continue
+        t = process(event, line, origin, now)
+        if t is not None:
+            if t > latest:
+                latest = t
+            advance(latest - lateness)
+    return count, blank
+
+
+def _lines(inputs: list[Path], progress: bool | None) -> Iterator[tuple[str, int, bytes]]:
+    total = sum(path.stat().st_size for path in inputs if path.is_file())
+    bar = _progress_bar(total, progress)
+    for path in inputs:
+        name = str(path)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise ReplayError(f"cannot read input file {path}: {exc.strerror}") from exc
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if bar is not None and number % 4096 == 0:
+                    bar.update(handle.tell() - bar.n)
+                yield name, number, line.rstrip(b"\r\n")
+    if bar is not None:
+        bar.update(total - bar.n)
+        bar.close()
+
+
+def _progress_bar(total: int, progress: bool | None):  # type: ignore[no-untyped-def]
+    if progress is None:
+        progress = sys.stderr.isatty() and total > 1 << 20
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr)
+
+
+class _AtomicWriter:
+    """Write to PATH.tmp and rename on success, so a failed run leaves no half file.
+
+    A path that exists and is not a regular file (/dev/null, /dev/stdout, a pipe) is
+    written in place: renaming over it would replace the device.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        special = path.exists() and not path.is_file()
+        self.tmp = None if special else path.with_name(path.name + ".tmp")
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            self.handle = (self.tmp or self.path).open("wb", buffering=1 << 20)
+        except OSError as exc:
+            raise ReplayError(f"cannot write output file {self.path}: {exc.strerror}") from exc
+        return self.handle
+
+    def __exit__(self, kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+        self.handle.close()
+        if self.tmp is None:
+            return
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
