@@ -10,22 +10,19 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from promise_tracker.sinks.store import StoreError
+from promise_tracker.errors import PromiseTrackerError, StoreError, UsageError
 from promise_tracker.streams.engine import EngineConfig
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from promise_tracker.runtime.settings import SettingsError
-    from promise_tracker.streams.replay import ReplayError, replay
+    from promise_tracker.streams.replay import replay
 
     outputs = (args.violations, args.outcomes, args.rejects)
     if args.clickhouse is None and None in outputs:
-        print(
-            "promise-tracker replay: give --violations, --outcomes and --rejects "
-            "(or --clickhouse PATH to write the tables instead)",
-            file=sys.stderr,
+        raise UsageError(
+            "give --violations, --outcomes and --rejects "
+            "(or --clickhouse PATH to write the tables instead)"
         )
-        return 2
     config = EngineConfig(retention=args.retention, orphan_ttl=args.orphan_ttl)
     store = sink = None
     subject_key = b""
@@ -43,12 +40,8 @@ def _replay(args: argparse.Namespace) -> int:
         )
         if sink is not None:
             sink.flush()
-    except (ReplayError, SettingsError) as exc:
-        print(f"promise-tracker replay: {exc}", file=sys.stderr)
-        return 2
     except StoreError as exc:
-        print(f"promise-tracker replay: ClickHouse: {exc}", file=sys.stderr)
-        return 1
+        raise type(exc)(f"ClickHouse: {exc}") from None
     finally:
         if store is not None:
             store.close()
@@ -99,17 +92,15 @@ def _subject_key() -> bytes:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from promise_tracker.runtime.settings import Settings
     from promise_tracker.sinks.migrate import migrate, schema_version
     from promise_tracker.sinks.runner import describe_store, store_from
 
-    settings = _settings()
+    settings = Settings.from_env()
     store = store_from(settings)
     try:
         applied = migrate(store)
         version = schema_version(store)
-    except StoreError as exc:
-        print(f"promise-tracker migrate: {exc}", file=sys.stderr)
-        return 1
     finally:
         store.close()
     for name in applied:
@@ -119,21 +110,10 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _sink(args: argparse.Namespace) -> int:
-    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError
-    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.runtime.settings import Settings
     from promise_tracker.sinks.runner import run_sink
 
-    try:
-        run_sink(_settings())
-    except (KafkaUnreachable, TopicError) as exc:
-        print(f"promise-tracker sink: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
-        print(f"promise-tracker sink: {exc}", file=sys.stderr)
-        return 1
-    except SettingsError as exc:  # its metrics port is taken, say
-        print(f"promise-tracker sink: {exc}", file=sys.stderr)
-        return 2
+    run_sink(Settings.from_env())
     return 0
 
 
@@ -179,31 +159,21 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout, args.events, Path(args.workdir) if args.workdir else None)
 
 
-def _settings():
-    from promise_tracker.runtime.settings import Settings, SettingsError
-
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        print(f"promise-tracker: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def _emit(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from promise_tracker.emit import DeliveryFailed, Emitter, InvalidEvent
-    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError, check_topics
-    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.emit import Emitter, InvalidEvent
+    from promise_tracker.errors import BadInput, BrokerError
+    from promise_tracker.runtime.kafka import check_topics
+    from promise_tracker.runtime.settings import Settings
 
-    settings = _settings()
+    settings = Settings.from_env()
     invalid = old = 0
     earliest = math.inf  # the earliest event time sent
     try:
         source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
-        print(f"promise-tracker emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     horizon = (now - dt.timedelta(seconds=settings.retention)).timestamp()
     try:
@@ -225,16 +195,14 @@ def _emit(args: argparse.Namespace) -> int:
                     t = event.time.timestamp()
                     old += t < horizon
                     earliest = min(earliest, t)
-    # SettingsError: credentials refused; DeliveryFailed: the broker went away meanwhile
-    except (KafkaUnreachable, TopicError, SettingsError, DeliveryFailed, KafkaException) as exc:
-        print(f"promise-tracker emit: {exc}", file=sys.stderr)
-        return 1
+    except KafkaException as exc:  # the broker went away meanwhile
+        raise BrokerError(str(exc)) from None
     if old:
         span = now.timestamp() - earliest
         warning = _too_old(old, emitter.sent, settings.retention, span, args.retime)
         print(f"promise-tracker emit: {warning}", file=sys.stderr)
     print(f"{emitter.sent} events sent, {invalid} invalid (not sent)", file=sys.stderr)
-    return 1 if invalid else 0
+    return BadInput.exit_code if invalid else 0
 
 
 def _retimed(lines: list[bytes], now: dt.datetime) -> list[bytes]:
@@ -279,30 +247,18 @@ def _duration(seconds: float) -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError
-    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.runtime.settings import Settings
     from promise_tracker.streams.worker import run_worker
 
-    try:
-        run_worker(_settings())
-    except SettingsError as exc:  # its metrics port is taken, say
-        print(f"promise-tracker worker: {exc}", file=sys.stderr)
-        return 2
-    except (KafkaUnreachable, TopicError) as exc:
-        print(f"promise-tracker worker: {exc}", file=sys.stderr)
-        return 1
+    run_worker(Settings.from_env())
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from promise_tracker.runtime.kafka import KafkaUnreachable, TopicError, ensure_topics
-    from promise_tracker.runtime.settings import SettingsError
+    from promise_tracker.runtime.kafka import ensure_topics
+    from promise_tracker.runtime.settings import Settings
 
-    try:
-        created = ensure_topics(_settings())
-    except (KafkaUnreachable, TopicError, SettingsError) as exc:  # SettingsError: credentials
-        print(f"promise-tracker topics: {exc}", file=sys.stderr)
-        return 1
+    created = ensure_topics(Settings.from_env())
     for name in created:
         print(f"created {name}")
     return 0
@@ -399,9 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an error a user acts on is one line and its family's exit code
+    (promise_tracker/errors.py, README "Exit codes"), never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except PromiseTrackerError as exc:
+        print(f"promise-tracker {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import TextIO
 import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
+from promise_tracker.errors import PromiseTrackerError
 from promise_tracker.retime import latest_time, shift, shift_lines
 from promise_tracker.runtime.kafka import ensure_topics, group_lag, kafka_config
 from promise_tracker.runtime.settings import Settings
@@ -44,7 +45,7 @@ ALERTMANAGER_SH = ROOT / "deploy" / "alertmanager" / "alertmanager.sh"
 WORKDIR = ROOT / ".data" / "demo"
 
 
-class DemoError(RuntimeError):
+class DemoError(PromiseTrackerError):
     """A step of the demo failed; the message says which and what to do."""
 
 

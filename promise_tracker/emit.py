@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
+from promise_tracker import errors
+from promise_tracker.errors import BadInput
 from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import Event, PromiseIssued
@@ -39,29 +41,28 @@ from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(BadInput):
     """The event breaks the contract; nothing was sent. ``reason`` is the SPEC reason code."""
 
     def __init__(self, reject: Reject):
-        super().__init__(reject.message)
-        self.reason = str(reject.reason)
+        super().__init__(str(reject.reason), reject.message)
 
 
-class DeliveryFailed(RuntimeError):
+class DeliveryFailed(errors.DeliveryFailed):
     """Kafka did not accept some events; ``errors`` lists (event id, error) pairs, one per
     event not written (refused by the broker, or still unacknowledged when flush gave up)."""
 
-    def __init__(self, errors: list[tuple[str, str]], kafka: str = ""):
+    def __init__(self, failures: list[tuple[str, str]], kafka: str = ""):
         where = f" at {kafka}" if kafka else ""
-        by_error = Counter(error for _, error in errors)
+        by_error = Counter(error for _, error in failures)
         shown = "; ".join(f"{count} {error}" for error, count in by_error.most_common(3))
         if len(by_error) > 3:
             shown += f"; {len(by_error) - 3} other errors"
-        first = ", ".join(eid for eid, _ in errors[:3]) + (", ..." if len(errors) > 3 else "")
+        first = ", ".join(eid for eid, _ in failures[:3]) + (", ..." if len(failures) > 3 else "")
         super().__init__(
-            f"{len(errors)} event(s) were not written to Kafka{where}: {shown}; first: {first}"
+            f"{len(failures)} event(s) were not written to Kafka{where}: {shown}; first: {first}"
         )
-        self.errors = errors
+        self.errors = failures
 
 
 def _now() -> str:

@@ -8,11 +8,8 @@ from typing import Any
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from promise_tracker.runtime.settings import PREFIX, SettingsError
-
-
-class MetricsPortTaken(SettingsError):
-    """The metrics port is in use (another worker or sink on this host, most likely)."""
+from promise_tracker.errors import MetricsPortTaken
+from promise_tracker.runtime.settings import PREFIX
 
 
 def serve(registry: CollectorRegistry, host: str, port: int, setting: str) -> Any:

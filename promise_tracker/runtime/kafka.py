@@ -15,7 +15,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from promise_tracker.runtime.settings import PREFIX, Settings, SettingsError
+from promise_tracker.errors import KafkaAuthError, KafkaUnreachable, TopicError
+from promise_tracker.runtime.settings import PREFIX, Settings
 
 HOUR_MS = 3_600_000
 # A dead letter carries an input record's bytes (up to the broker's limit compressed, more
@@ -33,27 +34,16 @@ PROBE = 2.0
 _UNREACHABLE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE}
 
 
-class TopicError(RuntimeError):
-    """A topic exists with a shape the worker cannot use."""
-
-
-class KafkaAuthError(SettingsError):
-    """The brokers refused our credentials (SASL) or our TLS setup: retrying will not help."""
-
-
-class KafkaUnreachable(RuntimeError):
-    """No broker of the bootstrap list accepts connections: one line naming them and the fix."""
-
-    def __init__(self, kafka: str, error: KafkaError):
-        # "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused
-        # (after 0ms in state CONNECT)" -> "Connection refused"
-        detail = re.sub(r"^\S+/(bootstrap|\d+): ", "", error.str())
-        detail = re.sub(r" \(after \d+ms in state \w+\)$", "", detail).rpartition("failed: ")[2]
-        super().__init__(
-            f"cannot reach Kafka at {kafka} ({detail}): start it (deploy/kafka/kafka.sh start) "
-            f"or set {PREFIX}KAFKA"
-        )
-        self.kafka = kafka
+def unreachable(kafka: str, error: KafkaError) -> KafkaUnreachable:
+    """One line naming the brokers, why they cannot be reached, and the fix."""
+    # "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused
+    # (after 0ms in state CONNECT)" -> "Connection refused"
+    detail = re.sub(r"^\S+/(bootstrap|\d+): ", "", error.str())
+    detail = re.sub(r" \(after \d+ms in state \w+\)$", "", detail).rpartition("failed: ")[2]
+    return KafkaUnreachable(
+        f"cannot reach Kafka at {kafka} ({detail}): start it (deploy/kafka/kafka.sh start) "
+        f"or set {PREFIX}KAFKA"
+    )
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -149,7 +139,7 @@ def list_topics(
             )
             now = time.monotonic()
             if down and now - started >= min(PROBE, timeout):
-                raise KafkaUnreachable(settings.kafka, down[0]) from None
+                raise unreachable(settings.kafka, down[0]) from None
             if now >= deadline:
                 raise
 

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+from promise_tracker.errors import SettingsError
+
 PREFIX = "PROMISE_TRACKER_"
 _UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # Settings that are secrets: never shown by repr(), never stripped of spaces, and each can
@@ -27,10 +29,6 @@ _SSL_FILES = (
     "kafka_ssl_certificate_location",
     "kafka_ssl_key_location",
 )
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message names the variable and the fix."""
 
 
 @dataclass(frozen=True)

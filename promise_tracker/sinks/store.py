@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from promise_tracker.errors import StoreError, StoreUnavailable
 from promise_tracker.sinks.tables import TABLES, time_columns
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -53,14 +54,6 @@ _CODE = re.compile(r"Code: (\d+)")
 # first (optimize_on_insert), and one thread parses it: the sink shares the machine with the
 # worker and the broker. Measured on the same rows into chdb: 1.25-1.5x the rows/s.
 INSERT_SETTINGS = "optimize_on_insert = 0, max_threads = 1, max_insert_threads = 1"
-
-
-class StoreError(RuntimeError):
-    """The store refused a request that will not succeed on retry."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot take the request now; the same request may succeed later."""
 
 
 class Store(Protocol):

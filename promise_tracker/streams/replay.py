@@ -14,6 +14,7 @@ from typing import BinaryIO, Protocol
 
 import msgspec
 
+from promise_tracker.errors import UsageError
 from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
@@ -22,7 +23,7 @@ from promise_tracker.streams.records import outcome_record, reject_record
 from promise_tracker.streams.state import PromiseState
 
 
-class ReplayError(Exception):
+class ReplayError(UsageError):
     """Unusable arguments or unreadable files: reported in one line, exit status 2."""
 
 

@@ -41,6 +41,7 @@ from confluent_kafka import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from promise_tracker.errors import BrokerRefused
 from promise_tracker.paging.pager import Pager
 from promise_tracker.runtime.exposition import serve
 from promise_tracker.runtime.kafka import (
@@ -72,10 +73,6 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_future=settings.max_future,
         lateness=settings.lateness,
     )
-
-
-class BrokerRefused(RuntimeError):
-    """The broker did not take a batch's records: its offsets must not be committed."""
 
 
 class Worker:
