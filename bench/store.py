@@ -48,8 +48,9 @@ from bench.worker import (  # noqa: E402
     start,
 )
 from promise_tracker.emit import Emitter  # noqa: E402
-from promise_tracker.runtime.kafka import ensure_topics, group_lag  # noqa: E402
+from promise_tracker.runtime.kafka import group_lag  # noqa: E402
 from promise_tracker.runtime.settings import Settings  # noqa: E402
+from promise_tracker.runtime.topics import ensure_topics  # noqa: E402
 from promise_tracker.sinks.batcher import ClickHouseSink  # noqa: E402
 from promise_tracker.sinks.migrate import migrate  # noqa: E402
 from promise_tracker.sinks.replay_tap import ClickHouseTap  # noqa: E402

@@ -164,8 +164,8 @@ def _emit(args: argparse.Namespace) -> int:
 
     from promise_tracker.emit import Emitter, InvalidEvent
     from promise_tracker.errors import BadInput, BrokerError
-    from promise_tracker.runtime.kafka import check_topics
     from promise_tracker.runtime.settings import Settings
+    from promise_tracker.runtime.topics import check_topics
 
     settings = Settings.from_env()
     invalid = old = 0
@@ -255,8 +255,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from promise_tracker.runtime.kafka import ensure_topics
     from promise_tracker.runtime.settings import Settings
+    from promise_tracker.runtime.topics import ensure_topics
 
     created = ensure_topics(Settings.from_env())
     for name in created:

@@ -31,8 +31,9 @@ import orjson
 from promise_tracker.emit import Emitter, InvalidEvent
 from promise_tracker.errors import PromiseTrackerError
 from promise_tracker.retime import latest_time, shift, shift_lines
-from promise_tracker.runtime.kafka import ensure_topics, group_lag, kafka_config
+from promise_tracker.runtime.kafka import group_lag, kafka_config
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.store import ChdbStore

@@ -42,7 +42,7 @@ def ready(kafka: str, timeout: float = 120.0) -> None:
     """Serving is not ready: wait until an idempotent producer's record is read back by a
     consumer group (the producer-id and group coordinators of a new broker load lazily)."""
     settings = fresh_settings(kafka, partitions=1)
-    from promise_tracker.runtime.kafka import ensure_topics
+    from promise_tracker.runtime.topics import ensure_topics
 
     ensure_topics(settings)
     producer = Producer(producer_config(settings))

@@ -32,9 +32,9 @@ from http.client import HTTPException
 import orjson
 
 from promise_tracker.paging.alerts import Alert, Lifetime
+from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import ViolationRecord
-from promise_tracker.sinks.batcher import Backoff
 
 log = logging.getLogger("promise_tracker.pager")
 

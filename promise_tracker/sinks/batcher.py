@@ -7,10 +7,8 @@ that had in fact succeeded) changes nothing.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from promise_tracker.sinks.store import Store
@@ -98,22 +96,3 @@ class ClickHouseSink:
         self.pending = 0
         self._oldest = None
         return dropped
-
-
-@dataclass
-class Backoff:
-    """Delays between retries: doubling from ``first`` up to ``cap``, with jitter so that
-    several sinks do not retry in step."""
-
-    first: float = 0.5
-    cap: float = 30.0
-    attempts: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next(self) -> float:
-        delay = min(self.cap, self.first * 2**self.attempts)
-        self.attempts += 1
-        return delay * (0.5 + self.rng.random() / 2)
-
-    def reset(self) -> None:
-        self.attempts = 0

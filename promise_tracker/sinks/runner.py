@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.registry import CollectorRegistry
 
+from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.exposition import serve
-from promise_tracker.runtime.kafka import ensure_topics, failed, kafka_config
+from promise_tracker.runtime.kafka import failed, kafka_config
 from promise_tracker.runtime.process import start_process
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.schemas.codec import decode_outcome, decode_violation
-from promise_tracker.sinks.batcher import Backoff, ClickHouseSink
+from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from promise_tracker.sinks.sink_metrics import SinkMetrics

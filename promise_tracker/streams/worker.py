@@ -44,16 +44,10 @@ from prometheus_client.registry import CollectorRegistry
 from promise_tracker.errors import BrokerRefused
 from promise_tracker.paging.pager import Pager
 from promise_tracker.runtime.exposition import serve
-from promise_tracker.runtime.kafka import (
-    DLQ_MAX_BYTES,
-    ensure_topics,
-    failed,
-    kafka_config,
-    producer_config,
-    watermarks,
-)
+from promise_tracker.runtime.kafka import failed, kafka_config, producer_config, watermarks
 from promise_tracker.runtime.process import start_process
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import DLQ_MAX_BYTES, ensure_topics
 from promise_tracker.schemas.models import ViolationRecord
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.live import SHRUNK_BYTES, Output, Partition, shrink

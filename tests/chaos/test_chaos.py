@@ -39,8 +39,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from promise_tracker.runtime.kafka import ensure_topics
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from tests.chaos.harness import (
     ALERT_RESEND,
     ChaosBroker,

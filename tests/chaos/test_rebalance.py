@@ -38,7 +38,7 @@ import re
 import time
 from pathlib import Path
 
-from promise_tracker.runtime.kafka import ensure_topics
+from promise_tracker.runtime.topics import ensure_topics
 from tests.chaos.harness import (
     ALERT_RESEND,
     ChaosBroker,

@@ -23,8 +23,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from promise_tracker.runtime.kafka import ensure_topics, producer_config
+from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from tests.integration.test_worker import (
     ORPHAN_TTL,
     PARTITIONS,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from promise_tracker.runtime.kafka import ensure_topics
 from promise_tracker.runtime.settings import PREFIX
+from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.streams.replay import replay
 from tests.live import TopicReader, fresh_settings, last_by_key

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from promise_tracker.runtime.kafka import ensure_topics
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from tests.live import WorkerProcess, fresh_settings, raw_producer, wait_for
 from tests.prometheus import Prometheus, Samples, config, free_port, nonzero, scrape
 from tests.support import ROOT

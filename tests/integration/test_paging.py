@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from promise_tracker.emit import Emitter
-from promise_tracker.runtime.kafka import ensure_topics
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from tests.live import TopicReader, WorkerProcess, fresh_settings, last_by_key, wait_for
 from tests.support import ROOT
 

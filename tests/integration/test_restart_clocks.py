@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from promise_tracker.emit import Emitter
-from promise_tracker.runtime.kafka import ensure_topics, group_lag
+from promise_tracker.runtime.kafka import group_lag
+from promise_tracker.runtime.topics import ensure_topics
 from tests.live import WorkerProcess, fresh_settings, wait_for
 from tests.prometheus import free_port, scrape
 

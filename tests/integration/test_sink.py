@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from promise_tracker.runtime.kafka import ensure_topics, group_lag
+from promise_tracker.runtime.kafka import group_lag
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.store import ChdbStore
 from tests.integration.test_worker import (

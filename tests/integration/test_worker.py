@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from promise_tracker.emit import Emitter, InvalidEvent
-from promise_tracker.runtime.kafka import ensure_topics
 from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.streams.records import read_jsonl
 from promise_tracker.synthetic import generate, shift_lines
 from tests.live import (

@@ -9,10 +9,11 @@ from collections import Counter
 import msgspec
 import pytest
 
+from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
 from promise_tracker.sinks import readback as queries
-from promise_tracker.sinks.batcher import Backoff, ClickHouseSink
+from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.migrate import DDL, migrate, migrations, schema_version
 from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from promise_tracker.sinks.runner import FaultyStore, describe_store
