@@ -111,7 +111,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _sink(args: argparse.Namespace) -> int:
     from promise_tracker.runtime.settings import Settings
-    from promise_tracker.sinks.runner import run_sink
+    from promise_tracker.services import run_sink
 
     run_sink(Settings.from_env())
     return 0
@@ -248,7 +248,7 @@ def _duration(seconds: float) -> str:
 
 def _worker(args: argparse.Namespace) -> int:
     from promise_tracker.runtime.settings import Settings
-    from promise_tracker.streams.worker import run_worker
+    from promise_tracker.services import run_worker
 
     run_worker(Settings.from_env())
     return 0

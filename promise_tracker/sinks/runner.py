@@ -19,17 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from prometheus_client.registry import CollectorRegistry
 
 from promise_tracker.runtime.backoff import Backoff
-from promise_tracker.runtime.exposition import serve
 from promise_tracker.runtime.kafka import failed, kafka_config
-from promise_tracker.runtime.process import start_process
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.schemas.codec import decode_outcome, decode_violation
 from promise_tracker.sinks.batcher import ClickHouseSink
-from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from promise_tracker.sinks.sink_metrics import SinkMetrics
 from promise_tracker.sinks.store import Store, StoreError, StoreUnavailable, open_store
@@ -284,49 +279,3 @@ class SinkRunner:
         self.positions.clear()
         if self.paused_since is not None:
             self.paused_since = None  # the new assignment starts unpaused
-
-
-def run_sink(settings: Settings) -> None:
-    """Run one sink until SIGTERM/SIGINT."""
-    registry = CollectorRegistry()  # not the global one: tests run several in one process
-    server = serve(registry, settings.metrics_host, settings.sink_metrics_port, "sink_metrics_port")
-    ensure_topics(settings)
-    store = store_from(settings)
-    runner = SinkRunner(settings, store)
-    runner.metrics.register(registry)
-    start_process(settings.log_level, runner.stop)
-    backoff = Backoff(cap=settings.sink_max_backoff)
-    while True:  # a store that is down at start: wait for it, as for one that goes down later
-        try:
-            applied = migrate(store)
-            break
-        except StoreUnavailable as exc:
-            delay = backoff.next()
-            log.warning("store unavailable at start (%s): retrying in %.1f s", exc, delay)
-            time.sleep(delay)
-            if runner._stop:
-                store.close()
-                return
-    if applied:
-        log.info("migrated %s: applied %s", settings.database, ", ".join(applied))
-    log.info(
-        "sink in group %s on %s, writing to %s",
-        settings.sink_group,
-        settings.kafka,
-        describe_store(settings),
-    )
-    if server is not None:
-        log.info(
-            "metrics on http://%s:%d/metrics", settings.metrics_host, settings.sink_metrics_port
-        )
-    try:
-        runner.run()
-    finally:
-        store.close()
-    log.info(
-        "sink stopped: %d records, %d rows written in %d batches, %.2f s of CPU",
-        runner.consumed,
-        runner.sink.written,
-        runner.sink.batches,
-        time.process_time(),
-    )

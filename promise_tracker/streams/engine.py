@@ -120,6 +120,11 @@ class Engine:
         # whose entry() changed is added to it (the replay leaves it None and pays nothing).
         self.dirty: set[str] | None = None
 
+    def _changed(self, pid: str) -> None:
+        """What the worker must write again (its changelog): the entry of ``pid`` moved."""
+        if self.dirty is not None:
+            self.dirty.add(pid)
+
     # --- input -------------------------------------------------------------------
 
     def process(
@@ -156,8 +161,7 @@ class Engine:
             self.stats.late += 1
         state = new_state(event, t)
         self.promises[pid] = state
-        if self.dirty is not None:
-            self.dirty.add(pid)
+        self._changed(pid)
         waiting = self._orphans.pop(pid, None)
         if waiting:
             for orphan in waiting.values():
@@ -190,8 +194,7 @@ class Engine:
         if t < self.watermark:
             self.stats.late += 1
         self._observations[oid] = digest
-        if self.dirty is not None:
-            self.dirty.add(pid)
+        self._changed(pid)
         state = self.promises.get(pid)
         if state is None:
             self._hold(event, raw, origin, t)
@@ -265,8 +268,7 @@ class Engine:
         if not waiting:
             del self._orphans[pid]
         del self._observations[oid]
-        if self.dirty is not None:
-            self.dirty.add(pid)
+        self._changed(pid)
         self._reject(
             Reason.UNKNOWN_PROMISE,
             f"data.promise_id {pid!r} names no promise: {why}; "
@@ -326,8 +328,7 @@ class Engine:
             orphan = self._orphans[pid][oid]
             orphan.stamp = max(watermark, orphan.time - lateness)
             heapq.heappush(queue, (orphan.stamp, oid))
-            if self.dirty is not None:
-                self.dirty.add(pid)
+            self._changed(pid)
         self._unstamped.clear()
         if queue:
             self._wake_at = min(self._wake_at, queue[0][0] + self.config.orphan_ttl)
@@ -344,15 +345,14 @@ class Engine:
             self._tombstones[pid] = forget
             self._tombstone_queue.append((forget, pid))
             self.stats.evicted += 1
-            if self.dirty is not None:
-                self.dirty.add(pid)
+            self._changed(pid)
             self.listener.evicted(state)
         # a FIFO, not next(iter(dict)): popping a dict's oldest keys one by one is quadratic
         queue = self._tombstone_queue
         while queue and queue[0][0] <= watermark:
             pid = queue.popleft()[1]
-            if self._tombstones.pop(pid, None) is not None and self.dirty is not None:
-                self.dirty.add(pid)
+            if self._tombstones.pop(pid, None) is not None:
+                self._changed(pid)
 
     def finish(self) -> None:
         """End of a finite input: every observation still waiting is rejected."""
@@ -376,8 +376,7 @@ class Engine:
                     emitted[disc] = (finding, record)
                     self.stats.emissions += 1
                     self.stats.violations[(finding.reason, "active")] += 1
-                    if self.dirty is not None:
-                        self.dirty.add(state.promise.id)
+                    self._changed(state.promise.id)
                     if prior is None or prior[1].state != "active":
                         self.stats.active += 1
                     self.listener.violation(record)
@@ -389,13 +388,11 @@ class Engine:
                     emitted[disc] = (finding, retraction)
                     self.stats.retractions += 1
                     self.stats.violations[(record.reason, "retracted")] += 1
-                    if self.dirty is not None:
-                        self.dirty.add(state.promise.id)
+                    self._changed(state.promise.id)
                     self.stats.active -= 1
                     self.listener.violation(retraction)
         if status != state.status or closed_at != state.closed_at:
-            if self.dirty is not None:
-                self.dirty.add(state.promise.id)
+            self._changed(state.promise.id)
             state.status, state.closed_at = status, closed_at
             if status != "open":
                 # rounded up to the sweep grid: never early, and far fewer heap entries

@@ -9,13 +9,16 @@ at-least-once with idempotent state and deterministic ids) on confluent-kafka di
 
 * the range assignor gives a member the same partition numbers of both input topics;
 * on assignment, each partition's engine is rebuilt from its changelog partition;
-* messages are taken in batches and applied; at the end of a batch the entries they
-  changed (each id once) go to the changelog and the producer is flushed, and only then
-  are the batch's outputs produced: an emission never reaches its topic before the state
-  that made it is on the broker (else a crash in between could leave an emission that the
-  restarted worker, reading the input in another interleaving, never makes or retracts);
-* every ``commit_interval`` the producer is flushed again and the input offsets are
-  committed;
+* messages are taken in batches and applied; every batch ends with a checkpoint
+  (``_checkpoint``, the one routine every commit path calls): the entries the batch changed
+  go to the changelog (streams/changelog.py) and, when there were any, the producer is
+  flushed; only then are the batch's outputs produced: an emission never reaches its topic
+  before the state that made it is on the broker (else a crash in between could leave an
+  emission that the restarted worker, reading the input in another interleaving, never
+  makes or retracts);
+* every ``commit_interval`` the checkpoint also saves the clocks that moved, flushes the
+  outputs and commits the input offsets; so does a revoke and a clean close, waiting for
+  the commit;
 * after a crash, input since the last commit is read again: its effects are in the
   changelog already, so it counts as duplicates, and the rebuilt engine says its
   emissions again under their deterministic ids (anything the crash cut off is re-sent);
@@ -26,37 +29,42 @@ at-least-once with idempotent state and deterministic ids) on confluent-kafka di
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
-from prometheus_client.registry import CollectorRegistry
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from promise_tracker.errors import BrokerRefused
-from promise_tracker.paging.pager import Pager
-from promise_tracker.runtime.exposition import serve
-from promise_tracker.runtime.kafka import failed, kafka_config, producer_config, watermarks
-from promise_tracker.runtime.process import start_process
+from promise_tracker.runtime.kafka import failed, kafka_config, producer_config
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.runtime.topics import DLQ_MAX_BYTES, ensure_topics
+from promise_tracker.runtime.topics import DLQ_MAX_BYTES
 from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.streams.changelog import Changelog, read_partitions
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.live import SHRUNK_BYTES, Output, Partition, shrink
-from promise_tracker.streams.worker_metrics import WorkerCollector, WorkerCounts
+from promise_tracker.streams.worker_metrics import WorkerCounts
 
 log = logging.getLogger("promise_tracker.worker")
 
-ENTRY = b"e"  # changelog key prefix of a promise id's entry
-CLOCKS = b"c"  # changelog key of the partition's watermark clocks
+
+class AlertOutput(Protocol):
+    """Where the worker hands its violations for paging (paging/pager.py ``Pager``), given
+    by the composition root; its figures are read by the worker's metrics."""
+
+    queue_depth: int
+    active_count: int
+    sent: int
+    failed_posts: int
+    dropped: int
+
+    def start(self) -> Any: ...
+
+    def offer(self, record: ViolationRecord, partition: int) -> None: ...
+
+    def forget(self, partitions: Iterable[int]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -72,7 +80,12 @@ def engine_config(settings: Settings) -> EngineConfig:
 class Worker:
     """Consume, apply, persist, send, commit; in that order, a batch at a time."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        pager: AlertOutput | None = None,
+    ):
         self.settings = settings
         self.clock = clock
         self.config = engine_config(settings)
@@ -111,17 +124,13 @@ class Worker:
         )
         self.partitions: dict[int, Partition] = {}
         self.positions: dict[tuple[str, int], int] = {}  # next offset to commit
-        self._changelog: dict[tuple[int, bytes], bytes | None] = {}  # coalesced per batch
+        self.changelog = Changelog(settings.changelog)  # written at every checkpoint
         self._outbox: list[Output] = []  # sent once the batch's state is on the broker
         self._refused: list[str] = []
-        self._saved_clocks: dict[int, bytes] = {}
         self._alerts: list[tuple[ViolationRecord, int]] = []  # offered once sent
-        # pages through Alertmanager (promise_tracker/paging/pager.py); None when no URL is set
-        self.pager = Pager.from_settings(settings, clock) if settings.alertmanager_url else None
+        self.pager = pager  # None: no paging
         self._stop = False
-        self.counts = WorkerCounts(
-            self.inputs
-        )  # read by promise_tracker/streams/worker_metrics.py at scrape time
+        self.counts = WorkerCounts(self.inputs)  # read by streams/worker_metrics.py at scrape time
 
     @property
     def processed(self) -> int:
@@ -152,9 +161,9 @@ class Worker:
                 if now >= next_tick:
                     self._tick()
                     next_tick = now + settings.tick_interval
-                self._persist_then_send()
-                if now >= next_commit:
-                    self._commit()
+                commit = now >= next_commit
+                self._checkpoint(commit)
+                if commit:
                     next_commit = now + settings.commit_interval
                 if now >= next_report:
                     if self.processed > reported:
@@ -183,28 +192,18 @@ class Worker:
         except Exception as exc:  # a bug: never lose the message, never stop the worker
             log.exception("failed on %s[%d]@%d", topic, number, offset)
             self._dead_letter(message, exc)
-            self._persist_then_send()  # what earlier messages changed is kept...
+            self._checkpoint(commit=False)  # what earlier messages changed is kept...
             self.counts.retire(self.partitions, number)
             self.partitions[number] = self._restore(number)  # ...this one's half-change not
             return
         self._collect(part)
 
     def _tick(self) -> None:
+        """The wall clock, offered to every owned partition. Its clocks are not written
+        here (on a quiet stream they move at every tick): the next commit point saves them."""
         for part in self.partitions.values():
             part.tick({topic: self._caught_up(part, topic) for topic in self.inputs})
             self._collect(part)
-        self._save_clocks()
-
-    def _save_clocks(self) -> None:
-        """Each owned partition's clocks to the changelog, when they changed. Also right
-        before offsets are committed: committed input must never be ahead of the clocks a
-        new owner restores, or the watermark it restores stays behind input it will not
-        read again (with no wall-clock help, as in the equality tests, deadlines never fire;
-        seen as a flaky two-worker test)."""
-        for number, part in self.partitions.items():
-            clocks = part.saved_clocks()
-            if clocks != self._saved_clocks.get(number):
-                self._changelog[(number, CLOCKS)] = self._saved_clocks[number] = clocks
 
     def _caught_up(self, part: Partition, topic: str) -> bool:
         """Nothing left to read, as of the high watermark of the last fetch response."""
@@ -218,41 +217,56 @@ class Worker:
         self._outbox += taken
         if self.pager is not None:
             self._alerts += [(o.record, part.number) for o in taken if o.record is not None]
-        for pid, value in part.changes():
-            self._changelog[(part.number, ENTRY + pid.encode())] = value
+        self.changelog.collect(part)
 
-    # --- persistence and commits ---------------------------------------------------------
+    # --- the checkpoint --------------------------------------------------------------------
 
-    def _commit(self) -> None:
-        """Everything on the broker, then the input offsets."""
-        self._save_clocks()
-        self._persist_then_send()
-        self._flush()
-        if self.positions:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
-            self.positions.clear()
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as exc:  # e.g. mid-rebalance: read again later
-                log.warning("commit: %s", exc)
+    def _checkpoint(self, commit: bool, wait: bool = False) -> None:
+        """The one routine every commit path calls (batch end, commit interval, revoke,
+        close), its steps in this order:
 
-    def _persist_then_send(self) -> None:
-        """The batch's changed entries to the changelog, flushed; then its outputs."""
-        if self._changelog:
-            changelog = self.settings.changelog
-            for (number, key), value in self._changelog.items():
-                self._produce(changelog, key, value, partition=number)
-            self._changelog.clear()
+        1. (commit) the clocks that moved since they were written, into the changelog:
+           committed input must never be ahead of the clocks a new owner restores;
+        2. the changelog records, produced and, when there were any, flushed: the state is
+           on the broker before anything it caused;
+        3. the outputs that state caused, produced; then the pager is offered the
+           violations among them (after their records, like the topic);
+        4. (commit) the outputs flushed and the input offsets committed: asynchronously,
+           or waiting for the broker's answer (``wait``: before a revoke or a close).
+
+        Raises ``BrokerRefused`` when the broker did not take some records (nothing is
+        committed then: a restart reads the input again)."""
+        if commit:
+            self.changelog.save_clocks(self.partitions)
+        records = self.changelog.take()
+        if records:
+            topic = self.changelog.topic
+            for number, key, value in records:
+                self._produce(topic, key, value, partition=number)
             self._flush()
         outputs = self.outputs
         for out in self._outbox:
             self._produce(outputs[out.stream], out.key, out.value, headers=out.headers)
         self._outbox.clear()
         self.producer.poll(0)
-        if self._alerts and self.pager is not None:  # after their records, like the topic
+        if self._alerts and self.pager is not None:
             for record, number in self._alerts:
                 self.pager.offer(record, number)
             self._alerts.clear()
+        if not commit:
+            return
+        self._flush()
+        if not self.positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+        self.positions.clear()
+        if wait:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # e.g. mid-rebalance: read again later
+            log.warning("commit: %s", exc)
 
     def _flush(self) -> None:
         while self.producer.flush(5.0):
@@ -325,8 +339,8 @@ class Worker:
         numbers = sorted({tp.partition for tp in assigned})
         log.info("assigned partitions %s", numbers)
         changelog = read_partitions(self.settings, self.settings.changelog, numbers)
+        self.changelog.assigned(numbers)
         for number in numbers:
-            self._saved_clocks.pop(number, None)  # another owner may have saved since
             part = self._restore(number, changelog[number])
             self.counts.retire(self.partitions, number)  # none, unless read before assigned
             self.partitions[number] = part
@@ -335,12 +349,7 @@ class Worker:
         """Before another member takes them: everything of ours on the broker, committed."""
         log.info("revoked partitions %s", sorted({tp.partition for tp in revoked}))
         try:
-            self._save_clocks()
-            self._persist_then_send()
-            self._flush()
-            mine = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
-            if mine:
-                consumer.commit(offsets=mine, asynchronous=False)
+            self._checkpoint(commit=True, wait=True)
         except (KafkaException, BrokerRefused) as exc:
             log.warning("could not commit before the rebalance (will be read again): %s", exc)
         self.positions.clear()
@@ -351,7 +360,7 @@ class Worker:
 
     def _lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         log.warning("lost partitions %s", sorted({tp.partition for tp in lost}))
-        self._changelog.clear()
+        self.changelog.drop()
         self._outbox.clear()
         self._alerts.clear()
         self.positions.clear()
@@ -369,23 +378,15 @@ class Worker:
         part = Partition(
             number, self.inputs, self.config, settings.lateness, self.clock, settings.quiet
         )
-        entries: dict[bytes, bytes] = {}
-        clocks = None
         if records is None:
             records = read_partitions(settings, settings.changelog, [number])[number]
-        for key, value in records:
-            if key == CLOCKS:
-                clocks = value
-            elif value is None:
-                entries.pop(key, None)
-            else:
-                entries[key] = value
+        entries, clocks = Changelog.state(records)
         committed = self.consumer.committed(
             [TopicPartition(topic, number) for topic in self.inputs], timeout=30
         )
         for tp in committed:
             part.next_offset[tp.topic] = max(tp.offset, 0)
-        part.restore(entries.values(), clocks)
+        part.restore(entries, clocks)
         log.info(
             "partition %d: %d entries restored, watermark %.3f, in %.3f s",
             number,
@@ -398,71 +399,8 @@ class Worker:
     def _close(self, commit: bool) -> None:
         try:
             if commit:
-                self._save_clocks()
-                self._persist_then_send()
-                self._flush()
-                offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
-                if offsets:
-                    self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._checkpoint(commit=True, wait=True)
         finally:
             if self.pager is not None:  # what is pending, before leaving forgets it
                 self.pager.close()
             self.consumer.close()  # leaves the group: the others take over at once
-
-
-def read_partitions(
-    settings: Settings, topic: str, numbers: list[int], timeout: float = 120.0
-) -> dict[int, list[tuple[bytes, bytes | None]]]:
-    """Every record of some partitions of a topic, from their beginnings to their ends as
-    of now, read together."""
-    records: dict[int, list[tuple[bytes, bytes | None]]] = {n: [] for n in numbers}
-    reader = Consumer(
-        {
-            **kafka_config(settings),
-            "group.id": f"{settings.group}-restore",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    try:
-        ends = {}
-        for number in numbers:
-            low, high = watermarks(reader, TopicPartition(topic, number), timeout=30)
-            if high > low:
-                ends[number] = high
-        if not ends:
-            return records
-        reader.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in ends])
-        deadline = time.monotonic() + timeout
-        while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read in {timeout:g} s")
-            for message in reader.consume(10_000, 0.05):
-                if message.error() is not None:
-                    raise KafkaException(message.error())
-                number = message.partition()
-                records[number].append((message.key(), message.value()))
-                if number in ends and message.offset() + 1 >= ends[number]:
-                    del ends[number]
-        return records
-    finally:
-        reader.close()
-
-
-def run_worker(settings: Settings) -> None:
-    """Run one worker until SIGTERM/SIGINT (run several for more partitions in parallel)."""
-    registry = CollectorRegistry()  # not the global one: tests run several in one process
-    server = serve(registry, settings.metrics_host, settings.metrics_port, "metrics_port")
-    ensure_topics(settings)
-    worker = Worker(settings)
-    registry.register(WorkerCollector(worker))
-    start_process(settings.log_level, worker.stop)
-    log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)
-    if server is not None:
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    try:
-        worker.run()
-    finally:
-        log.info(
-            "worker stopped: %d messages, %.2f s of CPU", worker.processed, time.process_time()
-        )
