@@ -8,10 +8,15 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from promise_tracker.errors import PromiseTrackerError, StoreError, UsageError
 from promise_tracker.streams.engine import EngineConfig
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from promise_tracker.sinks.batcher import ClickHouseSink
+    from promise_tracker.sinks.replay_tap import ClickHouseTap
+    from promise_tracker.sinks.store import Store
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -30,9 +35,12 @@ def _replay(args: argparse.Namespace) -> int:
         if args.clickhouse is not None:
             subject_key = _subject_key()
             store, sink = _replay_store(args.clickhouse, args.database)
+        violations_to, outcomes_to, rejects_to = (Path(p or os.devnull) for p in outputs)
         summary = replay(
             [Path(p) for p in args.inputs],
-            *(Path(p or os.devnull) for p in outputs),
+            violations_to,
+            outcomes_to,
+            rejects_to,
             lateness=args.lateness,
             config=config,
             progress=None if not args.quiet else False,
@@ -66,7 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
+def _replay_store(target: str, database: str) -> tuple[Store, ClickHouseSink]:
     """A server when ``target`` is a clickhouse:// URL, else a chdb directory; migrated."""
     from promise_tracker.sinks.batcher import ClickHouseSink
     from promise_tracker.sinks.migrate import migrate
@@ -78,7 +86,7 @@ def _replay_store(target: str, database: str):  # type: ignore[no-untyped-def]
     return store, ClickHouseSink(store, max_rows=50_000)
 
 
-def _tap(sink, subject_key: bytes):  # type: ignore[no-untyped-def]
+def _tap(sink: ClickHouseSink, subject_key: bytes) -> ClickHouseTap:
     from promise_tracker.sinks.replay_tap import ClickHouseTap
 
     return ClickHouseTap(sink, subject_key=subject_key)

@@ -62,8 +62,10 @@ def _stamps(event: dict | None) -> list[tuple[dict, str, dt.datetime]]:
     """(holder, field name, time) of every timestamp an event carries."""
     if event is None:
         return []
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    terms = data.get("terms") if isinstance(data.get("terms"), dict) else {}
+    data = event.get("data")
+    data = data if isinstance(data, dict) else {}
+    terms = data.get("terms")
+    terms = terms if isinstance(terms, dict) else {}
     places = [(event, "time"), (data, "expires_at")] + [
         (terms, name) for name in ("open_until", "due_at", "until")
     ]

@@ -363,6 +363,7 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
 
             # 2. the next promise and everything that will be observed about it
             window = randint(LMIN, LMAX)
+            close: int | None  # None: a max_wait promise decided by its hold alone
             close = t0 + window
             if close <= START + 600:
                 continue  # backlog: it would have closed before the stream starts
@@ -386,7 +387,7 @@ def generate(path, events: int, open_promises: int = 20000, seed: int = 1) -> di
             obs: list = []  # (time, kind, value, oracle value)
             data: dict = {"kind": kind, "channel": choice(PRIMARY_CHANNEL[kind])}
             expires = None
-            param = None
+            param: int | tuple[int, str] | frozenset[str] | None = None  # the kind's terms
             if kind == "deadline":
                 data["terms"] = {"open_until": ts(close)}
                 if u < P_BROKEN:

@@ -8,6 +8,8 @@ what lets parsing stay a small share of the hot path (see docs/performance.md).
 Every struct is ``gc=False``: they hold no reference cycles, and keeping hundreds of
 thousands of live events out of the cyclic garbage collector's scans was the largest
 single gain in replay throughput (45k -> ~62k events/s on the benchmark stream).
+
+Subclasses restate ``frozen=True``: msgspec inherits it, type checkers do not.
 """
 
 from __future__ import annotations
@@ -74,23 +76,23 @@ class _PromiseData(Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"
     labels: Labels | None = None
 
 
-class DeadlineData(_PromiseData, tag="deadline"):
+class DeadlineData(_PromiseData, frozen=True, tag="deadline"):
     terms: DeadlineTerms
 
 
-class MaxWaitData(_PromiseData, tag="max_wait"):
+class MaxWaitData(_PromiseData, frozen=True, tag="max_wait"):
     terms: MaxWaitTerms
 
 
-class MaxStepsData(_PromiseData, tag="max_steps"):
+class MaxStepsData(_PromiseData, frozen=True, tag="max_steps"):
     terms: MaxStepsTerms
 
 
-class DeliverByData(_PromiseData, tag="deliver_by"):
+class DeliverByData(_PromiseData, frozen=True, tag="deliver_by"):
     terms: DeliverByTerms
 
 
-class ChannelsData(_PromiseData, tag="channels_available"):
+class ChannelsData(_PromiseData, frozen=True, tag="channels_available"):
     terms: ChannelsTerms
 
 
@@ -125,31 +127,31 @@ class _ObservationData(Struct, frozen=True, gc=False, kw_only=True, tag_field="k
     promise_id: PromiseId
 
 
-class DeadlineEnforced(_ObservationData, tag="deadline_enforced"):
+class DeadlineEnforced(_ObservationData, frozen=True, tag="deadline_enforced"):
     value: NoValue
 
 
-class AccessDenied(_ObservationData, tag="access_denied"):
+class AccessDenied(_ObservationData, frozen=True, tag="access_denied"):
     value: ReasonValue
 
 
-class HoldTime(_ObservationData, tag="hold_time"):
+class HoldTime(_ObservationData, frozen=True, tag="hold_time"):
     value: HoldTimeValue
 
 
-class PageReached(_ObservationData, tag="page_reached"):
+class PageReached(_ObservationData, frozen=True, tag="page_reached"):
     value: PageValue
 
 
-class Delivered(_ObservationData, tag="delivered"):
+class Delivered(_ObservationData, frozen=True, tag="delivered"):
     value: NoValue
 
 
-class ChannelStatus(_ObservationData, tag="channel_status"):
+class ChannelStatus(_ObservationData, frozen=True, tag="channel_status"):
     value: ChannelStatusValue
 
 
-class Cancelled(_ObservationData, tag="cancelled"):
+class Cancelled(_ObservationData, frozen=True, tag="cancelled"):
     value: ReasonValue
 
 
@@ -170,14 +172,14 @@ class _CloudEvent(Struct, frozen=True, gc=False, kw_only=True, tag_field="type")
     datacontenttype: str | None = None
 
 
-class PromiseIssued(_CloudEvent, tag="promise.issued"):
+class PromiseIssued(_CloudEvent, frozen=True, tag="promise.issued"):
     """A promise made to a customer; ``id`` is the promise id."""
 
     id: PromiseId
     data: PromiseData
 
 
-class DeliveryObserved(_CloudEvent, tag="delivery.observed"):
+class DeliveryObserved(_CloudEvent, frozen=True, tag="delivery.observed"):
     """What operations actually did; ``id`` is the observation id."""
 
     data: ObservationData

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, final
 
 from msgspec import Struct
 
@@ -20,6 +20,7 @@ class Reason(StrEnum):
     FROM_FUTURE = "from_future"
 
 
+@final  # not subclassed: callers test type(x) is Reject, and type checkers narrow on it
 class Reject(Struct, frozen=True):
     """An input that will not be applied. ``raw`` is exactly what arrived."""
 

@@ -28,7 +28,7 @@ from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from promise_tracker.sinks.sink_metrics import SinkMetrics
 from promise_tracker.sinks.store import Store, StoreError, StoreUnavailable, open_store
-from promise_tracker.sinks.tables import Row
+from promise_tracker.sinks.tables import OutcomeRow, Row
 
 log = logging.getLogger("promise_tracker.sink")
 PROMISES_REMEMBERED = 1_000_000
@@ -214,7 +214,9 @@ class SinkRunner:
 
     def _promise_once(self, rows: list[tuple[str, Row]]) -> list[tuple[str, Row]]:
         """An outcome's rows without the promise's, when this process wrote that already."""
-        pid = rows[0][1].promise_id
+        outcome = rows[0][1]
+        assert isinstance(outcome, OutcomeRow)  # records_to_rows puts the outcome first
+        pid = outcome.promise_id
         if pid in self._promises_written:
             return rows[:1]
         if len(self._promises_written) >= PROMISES_REMEMBERED:
@@ -259,7 +261,10 @@ class SinkRunner:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         self.positions.clear()
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:  # two calls: the stub's overloads take literal True or False
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # mid-rebalance: the rows are stored, read again later
             log.warning("commit: %s", exc)
 

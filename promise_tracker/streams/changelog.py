@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
@@ -114,10 +115,12 @@ def read_partitions(
             for message in reader.consume(10_000, 0.05):
                 if message.error() is not None:
                     raise KafkaException(message.error())
-                number = message.partition()
-                records[number].append((message.key(), message.value()))
-                if number in ends and message.offset() + 1 >= ends[number]:
-                    del ends[number]
+                part, offset = message.partition(), message.offset()
+                assert part is not None and offset is not None  # set on every consumed record
+                # every record the worker writes is keyed: ENTRY + promise id, or CLOCKS
+                records[part].append((cast(bytes, message.key()), message.value()))
+                if part in ends and offset + 1 >= ends[part]:
+                    del ends[part]
         return records
     finally:
         reader.close()

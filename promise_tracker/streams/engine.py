@@ -137,7 +137,7 @@ class Engine:
         """
         t = event.time.timestamp()
         if now is not None and t > now + self.config.max_future:
-            return self._reject(
+            self._reject(
                 Reason.FROM_FUTURE,
                 f"time is {t - now:.0f} s ahead of the clock; the limit "
                 f"is {self.config.max_future:g} s: check the emitter's clock",
@@ -145,6 +145,7 @@ class Engine:
                 origin,
                 event.id,
             )
+            return None
         if type(event) is PromiseIssued:
             return self._promise(event, raw, origin, t)
         return self._observation(event, raw, origin, t)  # type: ignore[arg-type]
@@ -155,7 +156,8 @@ class Engine:
         if state is not None:
             return self._duplicate(_digest(state.promise) == _digest(event), raw, origin, pid, t)
         if t < self.watermark - self.config.retention or pid in self._tombstones:
-            return self._too_late(t, raw, origin, pid, pid)
+            self._too_late(t, raw, origin, pid, pid)
+            return None
         self.stats.promises += 1
         if t < self.watermark:
             self.stats.late += 1
@@ -189,7 +191,8 @@ class Engine:
             return self._duplicate(prior == digest, raw, origin, oid, t)
         pid = event.data.promise_id
         if t < self.watermark - self.config.retention or pid in self._tombstones:
-            return self._too_late(t, raw, origin, oid, pid)
+            self._too_late(t, raw, origin, oid, pid)
+            return None
         self.stats.observations += 1
         if t < self.watermark:
             self.stats.late += 1
@@ -208,7 +211,7 @@ class Engine:
         if same:
             self.stats.duplicates += 1
             return t
-        return self._reject(
+        self._reject(
             Reason.CONFLICTING_DUPLICATE,
             f"id {event_id!r} was already used for different content; the first one stays: "
             "give every event its own id",
@@ -216,6 +219,7 @@ class Engine:
             origin,
             event_id,
         )
+        return None
 
     def _too_late(self, t: float, raw: bytes, origin: object, event_id: str, pid: str) -> None:
         if pid in self._tombstones:
@@ -229,7 +233,7 @@ class Engine:
                 f"the watermark minus the retention ({self.config.retention:g} s): "
                 "its promise's state is gone"
             )
-        return self._reject(Reason.TOO_LATE, message, raw, origin, event_id)
+        self._reject(Reason.TOO_LATE, message, raw, origin, event_id)
 
     def _reject(
         self, reason: Reason, message: str, raw: bytes, origin: object, event_id: str | None

@@ -191,6 +191,7 @@ class Partition:
         if isinstance(event, Reject):
             engine.refuse(event)
             return
+        assert raw is not None  # parse() rejects a record without a value
         pid = event.id if type(event) is PromiseIssued else event.data.promise_id  # type: ignore[union-attr]
         if key is None or key != pid.encode():
             engine.refuse(

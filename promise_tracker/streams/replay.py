@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import msgspec
 
@@ -21,6 +22,9 @@ from promise_tracker.schemas.reject import Reject
 from promise_tracker.streams.engine import Engine, EngineConfig, Stats
 from promise_tracker.streams.records import outcome_record, reject_record
 from promise_tracker.streams.state import PromiseState
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class ReplayError(UsageError):
@@ -106,7 +110,7 @@ def replay(
     outputs = (violations, outcomes, rejects)
     with ExitStack() as stack:
         files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
-        listener = _FileListener(*files, tap)
+        listener = _FileListener(files[0], files[1], files[2], tap)
         engine = Engine(config, listener, clock=time.time)
         lines, blank = drive(engine, _lines(inputs, progress), lateness)
         engine.finish()
@@ -174,7 +178,7 @@ def _lines(inputs: list[Path], progress: bool | None) -> Iterator[tuple[str, int
         bar.close()
 
 
-def _progress_bar(total: int, progress: bool | None):  # type: ignore[no-untyped-def]
+def _progress_bar(total: int, progress: bool | None) -> tqdm | None:
     if progress is None:
         progress = sys.stderr.isatty() and total > 1 << 20
     if not progress:
@@ -203,7 +207,12 @@ class _AtomicWriter:
             raise ReplayError(f"cannot write output file {self.path}: {exc.strerror}") from exc
         return self.handle
 
-    def __exit__(self, kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.handle.close()
         if self.tmp is None:
             return

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -50,13 +50,20 @@ log = logging.getLogger("promise_tracker.worker")
 
 class AlertOutput(Protocol):
     """Where the worker hands its violations for paging (paging/pager.py ``Pager``), given
-    by the composition root; its figures are read by the worker's metrics."""
+    by the composition root; its figures are read by the worker's metrics (read only: the
+    pager computes three of them as properties)."""
 
-    queue_depth: int
-    active_count: int
     sent: int
     failed_posts: int
-    dropped: int
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def active_count(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
 
     def start(self) -> Any: ...
 
@@ -286,8 +293,10 @@ class Worker:
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
+                # the stub's header list is invariant: list[tuple[str, bytes]] is one it takes
+                sent = cast("list[tuple[str, str | bytes | None]] | None", headers)
                 self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=self._delivered, **extra
+                    topic, value, key, headers=sent, on_delivery=self._delivered, **extra
                 )
                 return
             except BufferError:  # the local queue is full: let the broker catch up
@@ -302,7 +311,8 @@ class Worker:
             return
         topic, value = message.topic(), message.value()
         if self._too_large(err, topic, value):  # e.g. a DLQ topic created with a lower limit
-            self._produce(topic, *shrink(message.key(), value or b"", message.headers()))
+            key, value, headers = shrink(message.key(), value or b"", message.headers())
+            self._produce(topic, key, value, headers=headers)  # headers by name: not partition
             return
         self._refused.append(f"{topic}[{message.partition()}]: {err}")
 
