@@ -11,7 +11,9 @@
    state written to the changelog, and outputs flushed.
 3. Detection latency at a fixed rate: live events at ``--rate`` events/s, a tenth of them
    a hold time over a ``max_wait`` promise (a violation the moment it is read); latency is
-   from just before the observation is produced to the violation being consumed.
+   from just before the observation is produced to the violation being consumed. Measured
+   twice: first on a fresh worker with topics of its own (before anything else runs), then
+   on the worker of step 2 right after it worked through the backlog.
 4. Missed deadlines on a quiet stream: ``deliver_by`` promises due two seconds ahead and
    nothing else; how long after due + lateness the violation is consumed.
 
@@ -277,6 +279,29 @@ def latency(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     }
 
 
+def fresh_latency(kafka: str, args: argparse.Namespace) -> dict[str, float]:
+    """Step 3 on a worker that has read nothing yet, on topics of its own."""
+    settings = bench_settings(kafka, args.partitions)
+    ensure_topics(settings)
+    worker = start("worker", settings, OUT / "worker-fresh.log")
+    try:
+        time.sleep(5)  # joins the group and takes its partitions
+        lat = latency(settings, args.rate, args.seconds)
+    finally:
+        worker.terminate()
+        worker.wait(60)
+    _print_latency("fresh worker", lat)
+    return lat
+
+
+def _print_latency(when: str, lat: dict[str, float]) -> None:
+    print(
+        f"latency ({when}) at {lat['rate_achieved']:,.0f} ev/s: p50 {lat['p50_ms']:.0f} ms, "
+        f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
+        f"({lat['violations']}/{lat['expected_violations']} violations)"
+    )
+
+
 def _record_latency(message, sent_at: dict[str, float], out: list[float]) -> None:
     if message.error() is not None:
         return
@@ -340,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = None
     with broker(args.port) as kafka:
         try:
+            fresh = fresh_latency(kafka, args)
             settings = bench_settings(kafka, args.partitions)
             ensure_topics(settings)
             lines, load_s = load(settings, args.events, args.partitions)
@@ -359,11 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{wall:.1f} s from process start to the last commit"
             )
             lat = latency(settings, args.rate, args.seconds)
-            print(
-                f"latency at {lat['rate_achieved']:,.0f} ev/s: p50 {lat['p50_ms']:.0f} ms, "
-                f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
-                f"({lat['violations']}/{lat['expected_violations']} violations)"
-            )
+            _print_latency("after the backlog", lat)
             lags = missed_deadlines(settings)
             print(
                 "missed deadline flagged after due + lateness: "
@@ -377,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_events_per_s": rate,
                 "worker_ratio_to_baseline": rate / base,
                 "worker_wall_s": wall,
+                "latency_fresh": fresh,
                 "latency": lat,
                 "missed_deadline_lag_s": lags,
                 "lateness_s": settings.lateness,
