@@ -32,12 +32,13 @@ _SSL_FILES = (
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Every knob of the live pipeline; ``from_env`` documents the variable for each."""
+class KafkaSettings:
+    """Where the brokers are and how every Kafka client of ours connects to them
+    (runtime/kafka.py ``kafka_config``)."""
 
     kafka: str = "127.0.0.1:9092"  # bootstrap servers, host:port[,host:port]
-    # how every Kafka client of ours connects (runtime/kafka.py kafka_config): PLAINTEXT,
-    # SSL, SASL_PLAINTEXT or SASL_SSL; SASL takes a mechanism, a username and a password
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL takes a mechanism, a username and a
+    # password
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
     kafka_sasl_username: str = ""
@@ -46,6 +47,12 @@ class Settings:
     kafka_ssl_certificate_location: str = ""  # the client's certificate (mutual TLS)
     kafka_ssl_key_location: str = ""  # and its private key
     kafka_ssl_key_password: str = ""  # the private key's passphrase, if it has one
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """The topics and consumer groups, named and shaped (runtime/topics.py)."""
+
     app_id: str = "promise-tracker"  # the consumer group, and the changelog topic's name
     partitions: int = 8  # of every topic; the input topics must be co-partitioned
     replication: int = 1  # replication factor of the topics it creates (say 3 in production)
@@ -55,28 +62,88 @@ class Settings:
     topic_violations: str = "promises.violations"
     topic_outcomes: str = "promises.outcomes"
     topic_dlq: str = "promises.dlq"
-    # a stable name per worker (e.g. the pod name) makes its restarts rejoin the group at
-    # once with the same partitions; empty: a restart waits for the old session to expire
-    instance: str = ""
-    session_timeout: float = 10.0  # seconds without heartbeats before a worker is dropped
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    @property
+    def issued(self) -> str:
+        return self.topic(self.topic_issued)
+
+    @property
+    def observed(self) -> str:
+        return self.topic(self.topic_observed)
+
+    @property
+    def violations(self) -> str:
+        return self.topic(self.topic_violations)
+
+    @property
+    def outcomes(self) -> str:
+        return self.topic(self.topic_outcomes)
+
+    @property
+    def dlq(self) -> str:
+        return self.topic(self.topic_dlq)
+
+    @property
+    def group(self) -> str:
+        return self.topic_prefix + self.app_id
+
+    @property
+    def sink_group(self) -> str:
+        """The consumer group of the sinks (output topics to ClickHouse)."""
+        return f"{self.group}-sink"
+
+    @property
+    def changelog(self) -> str:
+        """The worker's state, one compacted partition per input partition."""
+        return f"{self.group}-state-changelog"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The rule engine's clock and memory (streams/engine.py ``EngineConfig``)."""
+
     lateness: float = 5.0  # seconds the watermark trails the largest event time
     retention: float = 7 * 86400.0  # event-time seconds a closed promise's state is kept
     orphan_ttl: float = 86400.0  # how long an observation waits for its promise
     max_orphans: int = 100_000  # per partition; beyond it the oldest orphan is rejected
     max_future: float = 300.0  # how far ahead of the wall clock an event may be
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the worker consumes, ticks and commits (streams/worker.py)."""
+
+    # a stable name per worker (e.g. the pod name) makes its restarts rejoin the group at
+    # once with the same partitions; empty: a restart waits for the old session to expire
+    instance: str = ""
+    session_timeout: float = 10.0  # seconds without heartbeats before a worker is dropped
     tick_interval: float = 0.25  # seconds between wall-clock checks of quiet partitions
     quiet: float = 1.0  # a caught-up input partition this long without messages is quiet
     batch_size: int = 2000  # messages taken from the consumer at once
     commit_interval: float = 0.5  # seconds between flush-and-commit points
     batch_wait: float = 0.02  # seconds to wait for a batch to fill
     log_level: str = "info"
-    # Prometheus metrics on http://metrics_host:port/metrics (0: off). Loopback by default:
-    # say 0.0.0.0 for a Prometheus on another host or in another container
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics on http://metrics_host:port/metrics (0: off). Loopback by default:
+    say 0.0.0.0 for a Prometheus on another host or in another container."""
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464  # the worker's; several workers on one host need a port each
     sink_metrics_port: int = 9465  # the sink's
-    # the store: a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for
-    # the embedded chdb engine in ``chdb_path`` (one sink process per directory)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The store and the sink that fills it (sinks/)."""
+
+    # a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for the
+    # embedded chdb engine in ``chdb_path`` (one sink process per directory)
     clickhouse_url: str = ""
     # the server's password, if not in the URL (no URL-encoding needed; overrides the URL's)
     clickhouse_password: str = ""
@@ -87,16 +154,35 @@ class Settings:
     sink_max_backoff: float = 30.0  # longest wait between retries while the store is down
     # fault drills: while this file exists, the sink's store refuses every write
     store_fault_file: str = ""
-    # paging (paging/pager.py): the worker posts active violations to this Alertmanager
-    # (http://host:9093); empty: no paging
+    # when set, the sink stores each subject as hmac:HMAC-SHA256(key, subject) (sinks/rows.py)
+    subject_key: str = ""
+
+
+@dataclass(frozen=True)
+class PagingSettings:
+    """Paging (paging/pager.py): the worker posts active violations to this Alertmanager
+    (http://host:9093); no URL: no paging."""
+
     alertmanager_url: str = ""
     alert_resend: float = 60.0  # seconds between re-sends of every firing alert
     alert_hold: float = 86400.0  # an alert fires at most this long after its detection
     alert_queue_max: int = 10_000  # posts waiting for Alertmanager (e.g. while it is down)
     alert_max_active: int = 100_000  # alerts a worker keeps firing; beyond, the oldest lapse
     grafana_url: str = "http://localhost:3000"  # alerts link to its on-call dashboard
-    # when set, the sink stores each subject as hmac:HMAC-SHA256(key, subject) (sinks/rows.py)
-    subject_key: str = ""
+
+
+@dataclass(frozen=True)
+class Settings(
+    PagingSettings,
+    StoreSettings,
+    MetricsSettings,
+    WorkerSettings,
+    EngineSettings,
+    TopicSettings,
+    KafkaSettings,
+):
+    """Every knob of the live pipeline, by concern (the classes above); each field is read
+    from ``PROMISE_TRACKER_<FIELD>`` by ``from_env``."""
 
     def __repr__(self) -> str:
         """Every field, secrets as *** (and a URL's password): settings end up in logs and
@@ -165,43 +251,6 @@ class Settings:
         env = {k: v for k, v in base.items() if not k.startswith(PREFIX)}
         env.update({PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)})
         return env
-
-    def topic(self, name: str) -> str:
-        return self.topic_prefix + name
-
-    @property
-    def issued(self) -> str:
-        return self.topic(self.topic_issued)
-
-    @property
-    def observed(self) -> str:
-        return self.topic(self.topic_observed)
-
-    @property
-    def violations(self) -> str:
-        return self.topic(self.topic_violations)
-
-    @property
-    def outcomes(self) -> str:
-        return self.topic(self.topic_outcomes)
-
-    @property
-    def dlq(self) -> str:
-        return self.topic(self.topic_dlq)
-
-    @property
-    def group(self) -> str:
-        return self.topic_prefix + self.app_id
-
-    @property
-    def sink_group(self) -> str:
-        """The consumer group of the sinks (output topics to ClickHouse)."""
-        return f"{self.group}-sink"
-
-    @property
-    def changelog(self) -> str:
-        """The worker's state, one compacted partition per input partition."""
-        return f"{self.group}-state-changelog"
 
 
 def redact_url(url: str) -> str:
