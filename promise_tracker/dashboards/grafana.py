@@ -1,8 +1,9 @@
 """Glue between grafana-foundation-sdk and the ClickHouse data source plugin.
 
 The SDK (pinned 0.0.21) has builders for every core panel and for Prometheus queries but no
-ClickHouse query, so this module adds one: the plugin's v4 target (notes/grafana-clickhouse.md),
-registered under the plugin id so that the SDK also reads such targets back.
+ClickHouse query, so this module adds one: the plugin's v4 target (``editorType: sql``,
+``rawSql``, an integer ``format``; docs/dashboards.md), registered under the plugin id so
+that the SDK also reads such targets back.
 """
 
 from __future__ import annotations
