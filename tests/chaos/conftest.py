@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.alertmanager import Alertmanager
 from tests.chaos.harness import ChaosBroker, chaos_pager
-from tests.integration.test_paging import Alertmanager
 from tests.live import ready, start_broker, stop_broker
 
 

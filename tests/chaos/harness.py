@@ -26,9 +26,10 @@ from promise_tracker.schemas.codec import violation_event_id
 from promise_tracker.schemas.models import ViolationRecord
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.store import ChdbStore
-from tests.integration.test_paging import Alertmanager
-from tests.integration.test_worker import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, Answer
+from tests.alertmanager import Alertmanager
+from tests.answers import Answer
 from tests.live import TopicReader, WorkerProcess, fresh_settings, start_broker, stop_broker
+from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION
 
 TABLES = ("violations", "outcomes", "promises", "violation_events", "rejects")
 
@@ -63,7 +64,7 @@ class ChaosBroker:
 
 def pipeline_settings(kafka: str, tmp: Path, **overrides: Any) -> Settings:
     """Own topics, group and chdb directory; the event-time settings of the equality tests
-    (tests/integration/test_worker.py says why); a store fault switch."""
+    (tests/streams.py says why); a store fault switch."""
     return fresh_settings(
         kafka,
         partitions=PARTITIONS,

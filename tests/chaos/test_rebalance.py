@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 from promise_tracker.runtime.topics import ensure_topics
+from tests.alertmanager import Alertmanager
+from tests.answers import replay_answer
 from tests.chaos.harness import (
     ALERT_RESEND,
     ChaosBroker,
@@ -56,9 +58,8 @@ from tests.chaos.harness import (
     worker,
     write_differences,
 )
-from tests.integration.test_paging import Alertmanager
-from tests.integration.test_worker import make_stream, replay_answer, send
 from tests.live import WorkerProcess, wait_for
+from tests.streams import make_stream, send
 
 EVENTS = 30_000
 CHUNKS = 10

@@ -26,20 +26,10 @@ from confluent_kafka import Producer
 from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
-from tests.integration.test_worker import (
-    ORPHAN_TTL,
-    PARTITIONS,
-    QUIET,
-    RETENTION,
-    Answer,
-    Outputs,
-    active,
-    make_stream,
-    replay_answer,
-    send,
-)
+from tests.answers import Answer, Outputs, active, replay_answer
 from tests.live import WorkerProcess, fresh_settings, last_by_key, wait_for
 from tests.prometheus import free_port, scrape
+from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, make_stream, send
 
 MAX_ORPHANS = 1000  # per partition
 FLOOD = 40_000  # observations of promises that never come: 10x the four partitions' cap

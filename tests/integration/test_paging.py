@@ -5,11 +5,7 @@ an outage of Alertmanager neither stops the worker nor loses the alerts."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,38 +15,8 @@ import pytest
 from promise_tracker.emit import Emitter
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
+from tests.alertmanager import Alertmanager
 from tests.live import TopicReader, WorkerProcess, fresh_settings, last_by_key, wait_for
-from tests.support import ROOT
-
-ALERTMANAGER_SH = ROOT / "deploy" / "alertmanager" / "alertmanager.sh"
-
-
-class Alertmanager:
-    """One Alertmanager of this test's own, on a free port, started and stopped by the script."""
-
-    def __init__(self, data: Path, config: Path | None = None):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "ALERTMANAGER_PORT": str(self.port),
-            "ALERTMANAGER_DATA": str(data),
-            **({"ALERTMANAGER_CONFIG": str(config)} if config else {}),
-        }
-
-    def start(self) -> None:
-        subprocess.run([ALERTMANAGER_SH, "start"], env=self.env, check=True, timeout=60)
-
-    def stop(self) -> None:
-        subprocess.run([ALERTMANAGER_SH, "stop"], env=self.env, check=True, timeout=60)
-
-    def alerts(self) -> dict[str, dict]:
-        """The alerts it holds as firing (a resolved one is not listed), by violation id."""
-        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
-            alerts = orjson.loads(response.read())
-        return {a["labels"]["violation_id"]: a for a in alerts}
 
 
 @pytest.fixture

@@ -16,18 +16,9 @@ from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.store import ChdbStore
-from tests.integration.test_worker import (
-    ORPHAN_TTL,
-    PARTITIONS,
-    QUIET,
-    RETENTION,
-    Answer,
-    active,
-    make_stream,
-    replay_answer,
-    send,
-)
+from tests.answers import Answer, active, replay_answer
 from tests.live import WorkerProcess, fresh_settings, raw_producer, wait_for
+from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, make_stream, send
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
 from promise_tracker.streams.engine import Engine, EngineConfig
 from promise_tracker.streams.snapshot import decode_entry, encode_entry
-from tests.property.test_order import FAST, LATENESS, _summary, final_state, streams
+from tests.property.strategies import FAST, LATENESS, final_state, streams, summary
 from tests.support import Collected, line
 
 INF = float("inf")
@@ -99,7 +99,7 @@ def crashing_run(
     persist()
     send()
     out.emissions = topic
-    active, outcomes, rejected = _summary(engine, out)
+    active, outcomes, rejected = summary(engine, out)
     return active, outcomes, sorted(set(rejected))
 
 

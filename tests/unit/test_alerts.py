@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from promise_tracker.paging.alerts import Lifetime, alert
 from promise_tracker.runtime.settings import Settings, SettingsError
-from promise_tracker.schemas.models import ViolationRecord
 from promise_tracker.streams.wording import at
+from tests.records import DETECTED, paged_violation
 
-DETECTED = 1_767_268_801.5  # 2026-01-01T12:00:01.5Z
 HOLD, RESEND = 3600.0, 60.0
 GRAFANA = "http://grafana.example:3000/"
-
-
-def record(vid: str = "v1", state: str = "active", **changes: object) -> ViolationRecord:
-    fields = {
-        "violation_id": vid,
-        "promise_id": "p1",
-        "service": "shop/web",
-        "channel": "card",
-        "subject": "customer/77120394",
-        "kind": "deadline",
-        "reason": "enforced_early",
-        "expected": "open until 2026-01-02T00:00:00Z",
-        "observed": "access_denied at 2026-01-01T12:00:00Z",
-        "excess": 43200.0,
-        "unit": "seconds",
-        "occurred_at": 1_767_268_800.0,
-        "detected_at": DETECTED,
-        "observation_id": "o1",
-        "observed_by": "shop/web",
-        "promise_text": "Choose your pose online until 01/02.",
-        "labels": {"severity": "page", "team": "web"},
-        "state": state,
-        **changes,
-    }
-    return msgspec.convert(fields, ViolationRecord)
 
 
 def lifetime(limit: int = 100) -> Lifetime:
@@ -49,7 +22,7 @@ def ends(post: dict) -> str:
 
 
 def test_an_alert_says_what_broke_and_whom_to_wake_but_not_who_the_customer_is():
-    made = alert(record(), GRAFANA)
+    made = alert(paged_violation(), GRAFANA)
     assert made["labels"] == {
         "alertname": "PromiseBroken",
         "service": "shop/web",
@@ -80,18 +53,18 @@ def test_an_alert_says_what_broke_and_whom_to_wake_but_not_who_the_customer_is()
 
 
 def test_severity_defaults_to_ticket_and_a_missing_excess_or_text_is_no_trouble():
-    made = alert(record(labels={}, excess=None, unit=None, promise_text=None), GRAFANA)
+    made = alert(paged_violation(labels={}, excess=None, unit=None, promise_text=None), GRAFANA)
     assert made["labels"]["severity"] == "ticket"
     assert "excess" not in made["annotations"]
     assert made["annotations"]["summary"] == "deadline promise p1"
-    steps = alert(record(excess=2, unit="steps", labels={"severity": "ticket"}), GRAFANA)
+    steps = alert(paged_violation(excess=2, unit="steps", labels={"severity": "ticket"}), GRAFANA)
     assert steps["annotations"]["excess"] == "2 steps"
 
 
 def test_an_active_violation_fires_with_a_lease_of_four_resends():
     life = lifetime()
     now = DETECTED + 10
-    [post] = life.offer(record(), 3, now)
+    [post] = life.offer(paged_violation(), 3, now)
     assert ends(post) == at(now + 4 * RESEND)
     assert post["startsAt"] == at(DETECTED)
     assert list(life.firing) == ["v1"]
@@ -99,7 +72,7 @@ def test_an_active_violation_fires_with_a_lease_of_four_resends():
 
 def test_re_sends_renew_the_lease_but_never_past_the_hold():
     life = lifetime()
-    life.offer(record(), 0, DETECTED)
+    life.offer(paged_violation(), 0, DETECTED)
     [post] = life.due(DETECTED + 600)
     assert ends(post) == at(DETECTED + 600 + 4 * RESEND)
     [post] = life.due(DETECTED + HOLD - 30)
@@ -110,9 +83,9 @@ def test_re_sends_renew_the_lease_but_never_past_the_hold():
 
 def test_a_retraction_resolves_the_alert_now_and_it_is_not_sent_again():
     life = lifetime()
-    life.offer(record(), 0, DETECTED)
+    life.offer(paged_violation(), 0, DETECTED)
     now = DETECTED + 120
-    [post] = life.offer(record(state="retracted", detected_at=now), 0, now)
+    [post] = life.offer(paged_violation(state="retracted", detected_at=now), 0, now)
     assert ends(post) == at(now)
     assert post["labels"]["violation_id"] == "v1"
     assert post["startsAt"] == at(DETECTED)  # the alert that fired, not a new one
@@ -123,33 +96,33 @@ def test_a_retraction_resolves_the_alert_now_and_it_is_not_sent_again():
 def test_a_retraction_of_an_alert_fired_elsewhere_is_posted_while_within_the_hold():
     """After a rebalance the new owner may retract what the old owner fired."""
     now = DETECTED + 120
-    [post] = lifetime().offer(record(state="retracted", detected_at=now - 1), 0, now)
+    [post] = lifetime().offer(paged_violation(state="retracted", detected_at=now - 1), 0, now)
     assert ends(post) == at(now)
-    old = record(state="retracted", detected_at=now - HOLD - 1)
+    old = paged_violation(state="retracted", detected_at=now - HOLD - 1)
     assert lifetime().offer(old, 0, now) == []
 
 
 def test_a_violation_past_its_hold_when_seen_is_not_posted():
     """A restart re-announces every held record with its original detected_at."""
     life = lifetime()
-    assert life.offer(record(), 0, DETECTED + HOLD + 1) == []
+    assert life.offer(paged_violation(), 0, DETECTED + HOLD + 1) == []
     assert life.firing == {}
 
 
 def test_the_same_emission_said_again_posts_nothing_new():
     life = lifetime()
-    assert len(life.offer(record(), 0, DETECTED)) == 1
-    assert life.offer(record(), 0, DETECTED + 5) == []  # Alertmanager has it
+    assert len(life.offer(paged_violation(), 0, DETECTED)) == 1
+    assert life.offer(paged_violation(), 0, DETECTED + 5) == []  # Alertmanager has it
     assert len(life.due(DETECTED + RESEND)) == 1  # and it is still re-sent
 
 
 def test_a_changed_verdict_with_other_labels_resolves_the_old_alert_and_fires_the_new():
     """not_delivered becoming delivered_late reuses the violation id (SPEC section 4)."""
     life = lifetime()
-    first = record(kind="deliver_by", reason="not_delivered")
+    first = paged_violation(kind="deliver_by", reason="not_delivered")
     life.offer(first, 0, DETECTED)
     later = DETECTED + 300
-    second = record(kind="deliver_by", reason="delivered_late", detected_at=later)
+    second = paged_violation(kind="deliver_by", reason="delivered_late", detected_at=later)
     resolved, fired = life.offer(second, 0, later)
     assert resolved["labels"]["reason"] == "not_delivered" and ends(resolved) == at(later)
     assert fired["labels"]["reason"] == "delivered_late"
@@ -162,16 +135,16 @@ def test_an_alert_never_ends_before_it_starts():
     alert Alertmanager refuses."""
     life = lifetime()
     ahead = DETECTED + 5
-    life.offer(record(detected_at=ahead), 0, DETECTED)
-    [post] = life.offer(record(state="retracted", detected_at=ahead), 0, DETECTED)
+    life.offer(paged_violation(detected_at=ahead), 0, DETECTED)
+    [post] = life.offer(paged_violation(state="retracted", detected_at=ahead), 0, DETECTED)
     assert ends(post) == post["startsAt"] == at(ahead)
 
 
 def test_forget_lets_go_of_the_partitions_given_only():
     life = lifetime()
-    life.offer(record("a"), 1, DETECTED)
-    life.offer(record("b"), 2, DETECTED)
-    life.offer(record("c"), 1, DETECTED)
+    life.offer(paged_violation("a"), 1, DETECTED)
+    life.offer(paged_violation("b"), 2, DETECTED)
+    life.offer(paged_violation("c"), 1, DETECTED)
     assert life.forget([1]) == 2
     assert list(life.firing) == ["b"]
 
@@ -179,7 +152,7 @@ def test_forget_lets_go_of_the_partitions_given_only():
 def test_the_firing_set_is_capped_oldest_first():
     life = lifetime(limit=2)
     for vid in ("a", "b", "c"):
-        life.offer(record(vid), 0, DETECTED)
+        life.offer(paged_violation(vid), 0, DETECTED)
     assert list(life.firing) == ["b", "c"]
     assert life.evicted == 1
 

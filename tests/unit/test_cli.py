@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
-from tests.support import ROOT, line, observe, promise, ts
-
-
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "promise_tracker.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=120)
+from tests.cli import cli
+from tests.support import line, observe, promise, ts
 
 
 def test_demo_shows_the_broken_promises_and_the_keep_rate():

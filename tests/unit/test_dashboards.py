@@ -18,8 +18,8 @@ from promise_tracker.dashboards.macros import (
     dashboard_sql,
     template_variables,
 )
+from tests.cli import cli
 from tests.support import ROOT
-from tests.unit.test_cli import cli
 
 GRAFANA = ROOT / "deploy" / "grafana"
 F, T = 1_700_000_000.0, 1_700_086_400.5

@@ -12,8 +12,8 @@ import pytest
 
 from promise_tracker.schemas import Reject, parse
 from promise_tracker.schemas.jsonschema import SCHEMA_DIR
+from tests.malformed import malformed
 from tests.support import CASES, ROOT
-from tests.unit.test_fuzz import malformed
 
 TYPES = ("promise.issued", "delivery.observed")
 

@@ -14,7 +14,7 @@ import pytest
 
 from promise_tracker.paging.alerts import Lifetime
 from promise_tracker.paging.pager import Pager
-from tests.unit.test_alerts import record
+from tests.records import paged_violation
 
 
 class Receiver(ThreadingHTTPServer):
@@ -64,7 +64,7 @@ def receiver() -> Iterator[Receiver]:
 
 def pager(url: str, resend: float = 0.3, queue_max: int = 100, limit: int = 100) -> Pager:
     lifetime = Lifetime(hold=3600, resend=resend, limit=limit, grafana_url="http://g")
-    return Pager(url, lifetime, queue_max, clock=lambda: record().detected_at + 1).start()
+    return Pager(url, lifetime, queue_max, clock=lambda: paged_violation().detected_at + 1).start()
 
 
 def wait(condition, timeout: float = 10.0) -> bool:
@@ -79,8 +79,8 @@ def wait(condition, timeout: float = 10.0) -> bool:
 def test_offers_are_posted_and_counted(receiver):
     p = pager(receiver.url, resend=60)
     try:
-        p.offer(record("a"), 0)
-        p.offer(record("b"), 1)
+        p.offer(paged_violation("a"), 0)
+        p.offer(paged_violation("b"), 1)
         assert wait(lambda: receiver.firing() == {"a", "b"})
         assert (p.sent, p.failed_posts, p.dropped, p.active_count) == (2, 0, 0, 2)
         assert wait(lambda: p.queue_depth == 0)
@@ -94,7 +94,7 @@ def test_an_outage_neither_blocks_the_offers_nor_loses_a_firing_alert(receiver):
     try:
         started = time.perf_counter()
         for n in range(20):
-            p.offer(record(f"v{n}"), 0)
+            p.offer(paged_violation(f"v{n}"), 0)
         assert time.perf_counter() - started < 0.5  # never waits for the network
         assert wait(lambda: p.failed_posts >= 2 and p.dropped == 15)  # beyond the queue
         assert p.queue_depth <= 5
@@ -110,7 +110,7 @@ def test_a_refused_post_is_counted_and_not_sent_again(receiver):
     receiver.status = 400
     p = pager(receiver.url, resend=60)
     try:
-        p.offer(record("a"), 0)
+        p.offer(paged_violation("a"), 0)
         assert wait(lambda: p.failed_posts == 1 and p.queue_depth == 0)
         time.sleep(0.5)
         assert (receiver.requests, p.dropped) == (1, 1)
@@ -122,7 +122,7 @@ def test_the_firing_set_is_capped_and_the_evicted_count_as_dropped(receiver):
     p = pager(receiver.url, resend=60, limit=2)
     try:
         for vid in ("a", "b", "c"):
-            p.offer(record(vid), 0)
+            p.offer(paged_violation(vid), 0)
         assert (p.active_count, p.dropped) == (2, 1)
     finally:
         p.close()
@@ -132,8 +132,8 @@ def test_forget_drops_the_firing_and_pending_alerts_of_those_partitions(receiver
     receiver.status = 503
     p = pager(receiver.url)
     try:
-        p.offer(record("mine"), 0)
-        p.offer(record("theirs"), 1)
+        p.offer(paged_violation("mine"), 0)
+        p.offer(paged_violation("theirs"), 1)
         p.forget([1])
         assert p.active_count == 1
         receiver.status = 200
@@ -146,11 +146,11 @@ def test_forget_drops_the_firing_and_pending_alerts_of_those_partitions(receiver
 
 def test_close_sends_what_is_pending_and_does_not_hang_when_nobody_answers(receiver):
     p = pager(receiver.url, resend=60)
-    p.offer(record("last"), 0)
+    p.offer(paged_violation("last"), 0)
     p.close()
     assert "last" in receiver.firing()
     down = pager("http://127.0.0.1:9", resend=60)  # nothing listens on the discard port
-    down.offer(record("lost"), 0)
+    down.offer(paged_violation("lost"), 0)
     started = time.monotonic()
     down.close(timeout=0.5)
     assert time.monotonic() - started < 3

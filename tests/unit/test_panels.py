@@ -21,8 +21,8 @@ from promise_tracker.dashboards.macros import ALL, Request, alert_sql, dashboard
 from promise_tracker.sinks.store import ChdbStore
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.synthetic import generate, shift_lines
+from tests.cli import cli
 from tests.support import ROOT
-from tests.unit.test_cli import cli
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DAY_MS = 86_400_000

@@ -22,8 +22,8 @@ from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.rows import PSEUDONYM, promise_row, pseudonym, violation_rows
 from promise_tracker.sinks.store import ChdbStore
 from promise_tracker.synthetic import generate
+from tests.records import outcome, violation
 from tests.support import ROOT
-from tests.unit.test_store import _outcome, violation
 
 SASL = {
     "PROMISE_TRACKER_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
@@ -188,7 +188,7 @@ def test_rows_carry_the_subjects_keyed_hash_when_a_key_is_set():
     latest = dict(violation_rows(record, "e1", 1, key))["violations"]
     assert latest[4] == _hmac(key, "customer/42") == pseudonym(key, "customer/42")
     assert dict(violation_rows(record, "e1", 1))["violations"][4] == "customer/42"  # no key
-    assert promise_row(_outcome("kept"), 1, key)[1][4] == _hmac(key, "customer/1")
+    assert promise_row(outcome("kept"), 1, key)[1][4] == _hmac(key, "customer/1")
     assert pseudonym(key, None) is None  # no subject stays no subject
     assert pseudonym(b"another key", "customer/42") != _hmac(key, "customer/42")
 
@@ -217,7 +217,7 @@ def test_the_sink_stores_pseudonyms_and_customers_affected_still_counts(store):
     sink = ClickHouseSink(store)
     for n, record in enumerate(records):
         sink.add_all(violation_rows(record, f"e{n}", n, key))
-    sink.add_all([promise_row(_outcome("broken"), 9, key)])
+    sink.add_all([promise_row(outcome("broken"), 9, key)])
     sink.flush()
     assert _customers(store) == 3  # as many as there are distinct subjects
     stored = _subjects(store)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 
-import msgspec
 import pytest
 
 from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.migrate import DDL, migrate, migrations, schema_version
@@ -21,33 +19,9 @@ from promise_tracker.sinks.store import ChdbStore, ServerStore, StoreError, Stor
 from promise_tracker.sinks.tables import OutcomeRow, PromiseRow
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.synthetic import generate
+from tests.cli import cli
+from tests.records import outcome, violation
 from tests.support import CHDB
-from tests.unit.test_cli import cli
-
-
-def violation(vid: str = "v1", state: str = "active", **changes) -> ViolationRecord:
-    record = {
-        "violation_id": vid,
-        "promise_id": "p1",
-        "service": "shop/web",
-        "channel": "card",
-        "subject": None,
-        "kind": "deadline",
-        "reason": "enforced_early",
-        "expected": "open until 2026-01-02T00:00:00Z",
-        "observed": "access_denied at 2026-01-01T12:00:00Z",
-        "excess": 43200.0,
-        "unit": "seconds",
-        "occurred_at": 1767268800.0,
-        "detected_at": 1767268801.5,
-        "observation_id": "o1",
-        "observed_by": "shop/web",
-        "promise_text": "Choose until 01/01",
-        "labels": {"severity": "page"},
-        "state": state,
-    }
-    record.update(changes)
-    return msgspec.convert(record, ViolationRecord)
 
 
 def test_migrate_applies_each_file_once_and_records_its_version(store):
@@ -83,8 +57,8 @@ def test_a_batch_written_twice_changes_nothing(store):
     sink = ClickHouseSink(store)
     for _ in range(2):  # the same records, as after a crash before the offsets were committed
         sink.add_all(violation_rows(violation(), "e1", version=7))
-        outcome = _outcome("broken")
-        sink.add_all([outcome_row(outcome, 1767268802.0, 3), promise_row(outcome, 3)])
+        broken = outcome("broken")
+        sink.add_all([outcome_row(broken, 1767268802.0, 3), promise_row(broken, 3)])
         sink.flush()
     assert queries.counts(store) == Counter(
         promises=1, outcomes=1, violations=1, violation_events=1, rejects=0
@@ -254,22 +228,6 @@ def test_replay_into_clickhouse_gives_the_files_answer(tmp_path):
 def test_replay_needs_its_output_files_or_a_store():
     done = cli("replay", "examples/kept-promises.jsonl", "--violations", "v.jsonl")
     assert done.returncode == 2 and "--clickhouse" in done.stderr
-
-
-def _outcome(status: str) -> OutcomeRecord:
-    record = {
-        "promise_id": "p1",
-        "status": status,
-        "closed_at": 1767268800.0,
-        "kind": "deadline",
-        "service": "shop/web",
-        "channel": "card",
-        "subject": "customer/1",
-        "issued_at": 1767180000.0,
-        "text": "Choose until 01/01",
-        "labels": {},
-    }
-    return msgspec.convert(record, OutcomeRecord)
 
 
 def test_an_unreachable_server_is_an_outage_and_its_password_is_not_told():
