@@ -116,6 +116,9 @@ class Engine:
         self._orphan_ids: dict[str, str] = {}  # observation id -> promise id, while waiting
         self._orphan_queue: list[tuple[float, str]] = []  # heap of (TTL start, obs id)
         self._unstamped: list[str] = []  # orphans held since the last advance()
+        # Live drivers set this: then the watermark never expires an orphan by itself, only
+        # expire_orphans() does, called when the promises topic has been read to its end
+        self.hold_orphans = False
         # Live workers persist per-promise entries: when this is a set, every promise id
         # whose entry() changed is added to it (the replay leaves it None and pays nothing).
         self.dirty: set[str] | None = None
@@ -313,15 +316,28 @@ class Engine:
                 if state is not None and state.status == "open":
                     self._evaluate(state)
         queue, ttl = self._orphan_queue, self.config.orphan_ttl
+        if not self.hold_orphans:
+            self._expire_orphans(watermark)
+        if watermark >= self._next_sweep:
+            self._evict(watermark, watermark - self.config.retention)
+            self._next_sweep = watermark + SWEEP
+        orphan_due = queue[0][0] + ttl if queue and not self.hold_orphans else INF
+        self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
+
+    def expire_orphans(self) -> None:
+        """Live, with ``hold_orphans``: reject the orphans whose TTL has run out at the
+        current watermark. The driver calls it only when the promises topic has been read to
+        its end: the watermark of a topic read out of event-time order (a promise a day newer
+        than the rest read first) can pass an orphan's TTL while its promise is still unread,
+        and SPEC 1.3 says a lagging promises topic never expires an orphan."""
+        self._expire_orphans(self.watermark)
+
+    def _expire_orphans(self, watermark: float) -> None:
+        queue, ttl = self._orphan_queue, self.config.orphan_ttl
         while queue and queue[0][0] + ttl <= watermark:
             self._drop_orphan(
                 heapq.heappop(queue)[1], f"it was not issued within {ttl:g} s of watermark"
             )
-        if watermark >= self._next_sweep:
-            self._evict(watermark, watermark - self.config.retention)
-            self._next_sweep = watermark + SWEEP
-        orphan_due = queue[0][0] + ttl if queue else INF
-        self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
 
     def _stamp_orphans(self, watermark: float) -> None:
         queue, lateness = self._orphan_queue, self.config.lateness
@@ -334,7 +350,7 @@ class Engine:
             heapq.heappush(queue, (orphan.stamp, oid))
             self._changed(pid)
         self._unstamped.clear()
-        if queue:
+        if queue and not self.hold_orphans:
             self._wake_at = min(self._wake_at, queue[0][0] + self.config.orphan_ttl)
 
     def _evict(self, watermark: float, horizon: float) -> None:

@@ -138,7 +138,8 @@ class Outbox:
 
 
 class Partition:
-    """The engine of one partition number of the co-partitioned input topics."""
+    """The engine of one partition number of the co-partitioned input topics, ``inputs``
+    being (the promises topic, the deliveries topic)."""
 
     def __init__(
         self,
@@ -164,6 +165,8 @@ class Partition:
         self.outbox = Outbox(clock)
         self.engine = Engine(config, self.outbox, clock)
         self.engine.dirty = set()
+        # orphans expire only in tick(), when the promises topic (inputs[0]) is caught up
+        self.engine.hold_orphans = True
         self.clocks = Clocks({t: -INF for t in inputs}, {t: -INF for t in inputs})
         self.next_offset: dict[str, int] = {}  # per input topic: the next offset to read
 
@@ -231,6 +234,12 @@ class Partition:
             if yes and quiet and now > self.clocks.quiet_at[topic]:
                 self.clocks.quiet_at[topic] = now
         self.engine.advance(self.watermark())
+        if caught_up.get(self.inputs[0]):
+            # Only now may an orphan expire: its promise is not among unread messages. The
+            # watermark alone is no proof: read out of event-time order (the demo's stories,
+            # ending now, sent before a stream that starts days earlier), the promises
+            # topic's watermark passed the TTL of deliveries whose promises were unread.
+            self.engine.expire_orphans()
 
     def watermark(self) -> float:
         """SPEC section 2, live: the smaller of the input topics' watermarks."""

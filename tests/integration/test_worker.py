@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from promise_tracker.emit import Emitter
+from promise_tracker.runtime.kafka import group_lag
 from promise_tracker.runtime.topics import ensure_topics
 from tests.answers import Answer, Outputs, replay_answer
 from tests.live import WorkerProcess, fresh_settings, last_by_key, raw_producer, wait_for
@@ -224,6 +225,63 @@ def test_a_missed_deadline_fires_on_a_quiet_stream(kafka, tmp_path):
         late_by = flagged - (due + settings.lateness)
         print(f"missed deadline flagged {late_by:.3f} s after due + lateness")
         assert late_by <= 1.0
+    finally:
+        outputs.close()
+        worker.stop()
+
+
+def test_regression_orphans_wait_for_promises_read_out_of_event_time_order(kafka, tmp_path):
+    """Found in the demo (about one run in three): a partition's deliveries were read before
+    its promises, and the first promises read were days newer than the rest (the stories,
+    sent before the synthetic stream); the promises topic's watermark passed the waiting
+    deliveries' TTL at once and 1,172 were rejected unknown_promise while their promises
+    sat unread in the topic. Here on a real broker: deliveries first, then in one batch a
+    promise two days newer than the one they wait for, then that one."""
+    settings = fresh_settings(kafka, partitions=1, quiet=QUIET)  # the orphan TTL is 1 day
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    outputs = Outputs(settings)
+    producer = raw_producer(settings.kafka)
+    t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=3)
+
+    def at(hours: float) -> str:
+        return (t0 + dt.timedelta(hours=hours)).isoformat()
+
+    def promise(pid: str, hours: float, due: float) -> bytes:
+        data = {"kind": "deliver_by", "channel": "web", "terms": {"due_at": at(due)}}
+        return orjson.dumps(
+            {"specversion": "1.0", "type": "promise.issued", "source": "test/order"}
+            | {"id": pid, "time": at(hours), "data": data}
+        )
+
+    def delivered(oid: str, pid: str, hours: float) -> bytes:
+        data = {"promise_id": pid, "kind": "delivered", "value": {}}
+        return orjson.dumps(
+            {"specversion": "1.0", "type": "delivery.observed", "source": "test/order"}
+            | {"id": oid, "time": at(hours), "data": data}
+        )
+
+    try:
+        for oid, pid, hours in (("o1", "p1", 1), ("g1", "ghost", 1), ("o2", "q", 48)):
+            producer.produce(settings.observed, key=pid.encode(), value=delivered(oid, pid, hours))
+        assert producer.flush(30) == 0
+        assert wait_for(
+            lambda: group_lag(settings, settings.group, [settings.observed]) == 0, 60
+        ), worker.tail()
+        producer.produce(settings.issued, key=b"q", value=promise("q", 47, due=49))
+        producer.produce(settings.issued, key=b"p1", value=promise("p1", 0, due=2))
+        assert producer.flush(30) == 0
+
+        def settled() -> bool:
+            outputs.poll()
+            status = last_by_key(outputs.outcomes.messages).get("p1", {}).get("status")
+            return status not in (None, "open") and bool(outputs.dlq.messages)
+
+        assert wait_for(settled, 60), worker.tail()
+        assert last_by_key(outputs.outcomes.messages)["p1"]["status"] == "kept"
+        rejects = [dict(m.headers()) for m in outputs.dlq.messages]
+        # the delivery whose promise never came is still rejected, once the topic is read
+        assert [(h["reason"], h["event_id"]) for h in rejects] == [(b"unknown_promise", b"g1")]
     finally:
         outputs.close()
         worker.stop()

@@ -101,6 +101,32 @@ def test_regression_a_delivery_read_far_ahead_of_the_promises_topic_waits_from_i
     assert not part.engine.stats.rejects
 
 
+def test_regression_an_orphan_waits_while_its_promises_topic_has_unread_messages():
+    """Found in the demo (about one run in three): a partition's deliveries were read
+    before its promises, and the first promises read were days newer than the rest (the
+    stories, sent before the synthetic stream); the promises topic's watermark passed the
+    waiting deliveries' TTL at once, and 1,172 were rejected unknown_promise while their
+    promises sat unread in the topic. Orphans now expire only when the promises topic has
+    been read to its end (SPEC 1.3: a lagging promises topic never expires an orphan)."""
+    part = partition(now=unix(100))
+    send(part, OBSERVED, observe("o1", "p1", "delivered", ts(1)))
+    send(part, OBSERVED, observe("g1", "ghost", "delivered", ts(1)), offset=1)  # never issued
+    send(part, OBSERVED, observe("o2", "q", "delivered", ts(48)), offset=2)
+    send(part, ISSUED, promise("q", "deliver_by", {"due_at": ts(49)}, at=ts(47)))  # newer, first
+    assert part.watermark() > unix(1 + 24)  # a day past the orphans: due, were the topic read
+    part.tick({ISSUED: False, OBSERVED: True})  # p1 is still to read
+    assert not part.engine.stats.rejects
+    send(part, ISSUED, promise("p1", "deliver_by", {"due_at": ts(2)}, at=ts(0)), offset=1)
+    assert part.engine.promises["p1"].status == "kept"
+    assert not part.engine.stats.rejects
+    part.outbox.take()
+    part.tick({ISSUED: True, OBSERVED: True})  # read to its end: what still waits is expired
+    [reject] = by_stream(part.outbox.take(), "dlq")
+    assert dict(reject.headers)["reason"] == b"unknown_promise"
+    assert dict(reject.headers)["event_id"] == b"g1"
+    assert part.engine.orphans_held == 0
+
+
 def test_a_key_that_is_not_the_promise_id_is_dead_lettered_with_where_it_came_from():
     part = partition()
     event = promise("p1", "deliver_by", DUE, at=ts(0))
