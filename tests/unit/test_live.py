@@ -328,3 +328,47 @@ def test_a_dead_letter_over_the_producers_limit_is_sent_cut_short_not_raised():
     finally:
         worker.producer.purge()
         worker.consumer.close()
+
+
+def test_regression_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_cut_short():
+    """Found by mypy: the delivery callback re-sent a refused dead letter with its headers
+    in the partition argument, a TypeError in librdkafka's callback, instead of cut short."""
+    from confluent_kafka import KafkaError
+
+    from promise_tracker.runtime.settings import Settings
+    from promise_tracker.streams.worker import Worker
+
+    class Refused:
+        """What librdkafka hands the delivery callback: the message as it was produced."""
+
+        def __init__(self, topic: str, value: bytes):
+            self._topic, self._value = topic, value
+
+        def topic(self) -> str:
+            return self._topic
+
+        def value(self) -> bytes:
+            return self._value
+
+        def key(self) -> bytes:
+            return b"k"
+
+        def headers(self) -> list[tuple[str, bytes]]:
+            return [("reason", b"invalid_json")]
+
+        def partition(self) -> int:
+            return 0
+
+    worker = Worker(Settings(kafka="127.0.0.1:1", metrics_port=0))
+    try:
+        dlq = worker.outputs["dlq"]
+        worker._delivered(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Refused(dlq, b"x" * 10))
+        assert len(worker.producer) == 0 and len(worker._refused) == 1  # small: refused
+        worker._refused.clear()
+        worker._delivered(
+            KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Refused(dlq, b"x" * (SHRUNK_BYTES + 1))
+        )
+        assert len(worker.producer) == 1 and worker._refused == []  # queued again, cut short
+    finally:
+        worker.producer.purge()
+        worker.consumer.close()
