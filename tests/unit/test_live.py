@@ -4,6 +4,7 @@ dead-letter headers, and what a restarted worker rebuilds."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import orjson
 
@@ -360,15 +361,25 @@ def test_regression_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_
             return 0
 
     worker = Worker(Settings(kafka="127.0.0.1:1", metrics_port=0))
+    produced: list[tuple[tuple, dict]] = []
+    produce = worker._produce
+
+    def recorded(*args: Any, **kwargs: Any) -> None:
+        produced.append((args, kwargs))
+        produce(*args, **kwargs)  # the real producer: a wrong argument raises here
+
+    worker._produce = recorded  # type: ignore[method-assign]
     try:
         dlq = worker.outputs["dlq"]
         worker._delivered(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Refused(dlq, b"x" * 10))
-        assert len(worker.producer) == 0 and len(worker._refused) == 1  # small: refused
+        assert produced == [] and len(worker._refused) == 1  # small: refused, not cut
         worker._refused.clear()
         worker._delivered(
             KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Refused(dlq, b"x" * (SHRUNK_BYTES + 1))
         )
-        assert len(worker.producer) == 1 and worker._refused == []  # queued again, cut short
+        [(args, kwargs)] = produced  # queued again, cut short, with headers saying so
+        assert args[0] == dlq and len(args[2]) == SHRUNK_BYTES and worker._refused == []
+        assert dict(kwargs["headers"])["truncated"] == str(SHRUNK_BYTES + 1).encode()
     finally:
         worker.producer.purge()
         worker.consumer.close()
