@@ -33,7 +33,11 @@ NAME=kafka.sh
 . "$HERE/../daemon.sh"
 
 fetch() {
-  if [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$HERE/pom.xml" ]; then
+  # the jars of this pom.xml are there (by content: a fresh clone's pom.xml is newer than
+  # any cache)
+  local want
+  want=$(sha256sum "$HERE/pom.xml" | cut -c1-16)
+  if [ "$(cat "$LIBS/.complete" 2>/dev/null)" = "$want" ]; then
     return
   fi
   command -v mvn >/dev/null || { say "mvn is not installed: apt-get install maven"; exit 1; }
@@ -46,7 +50,7 @@ fetch() {
   MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" \
     mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$LIBS"
-  touch "$LIBS/.complete"
+  echo "$want" >"$LIBS/.complete"
 }
 
 java_run() {
