@@ -15,6 +15,8 @@ Conventions, so that the panels tell the truth:
 
 from __future__ import annotations
 
+from promise_tracker import measures as m
+
 # --- filters ------------------------------------------------------------------------------
 
 
@@ -50,7 +52,7 @@ VARIABLE_KIND = variable("kind", SERVICE)
 # --- leadership ------------------------------------------------------------------------------
 
 KEEP_RATE = f"""
-SELECT countIf(status = 'kept') / nullIf(countIf(status IN ('kept', 'broken')), 0) AS keep_rate
+SELECT {m.KEEP_RATE} AS keep_rate
 FROM outcomes FINAL
 WHERE $__timeFilter(closed_at)
   AND {FILTERS}
@@ -72,7 +74,7 @@ def keep_rate_over_time(dimension: str) -> str:
     return f"""
 SELECT $__timeInterval(closed_at) AS time,
        {dimension},
-       countIf(status = 'kept') / count() AS keep_rate
+       {m.KEEP_RATE} AS keep_rate
 FROM outcomes FINAL
 WHERE $__timeFilter(closed_at)
   AND status IN ('kept', 'broken')
@@ -86,11 +88,11 @@ KEEP_RATE_TABLE = f"""
 SELECT service,
        channel,
        kind,
-       countIf(status = 'kept') AS kept,
-       countIf(status = 'broken') AS broken,
+       {m.KEPT} AS kept,
+       {m.BROKEN} AS broken,
        countIf(status = 'expired') AS unverifiable,
        countIf(status = 'cancelled') AS cancelled,
-       kept / nullIf(kept + broken, 0) AS keep_rate
+       {m.KEEP_RATE} AS keep_rate
 FROM outcomes FINAL
 WHERE $__timeFilter(closed_at)
   AND {FILTERS}

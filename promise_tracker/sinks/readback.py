@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from promise_tracker.measures import BROKEN, KEEP_RATE, KEPT
 from promise_tracker.sinks.store import Store, check_identifier
 
 _VIOLATIONS = """
@@ -58,13 +59,13 @@ def rejects(store: Store) -> list[dict[str, Any]]:
 def keep_rate(store: Store) -> list[dict[str, Any]]:
     """Outcomes by service and kind, with the keep-rate: kept / (kept + broken)."""
     return store.rows(
-        """
+        f"""
         SELECT service, kind,
-               countIf(status = 'kept') AS kept, countIf(status = 'broken') AS broken,
+               {KEPT} AS kept, {BROKEN} AS broken,
                countIf(status = 'expired') AS unverifiable,
                countIf(status = 'cancelled') AS cancelled, countIf(status = 'open') AS open,
-               if(kept + broken = 0, NULL, round(kept / (kept + broken), 4)) AS keep_rate
-        FROM {db}.outcomes FINAL
+               round({KEEP_RATE}, 4) AS keep_rate
+        FROM {{db}}.outcomes FINAL
         GROUP BY service, kind
         ORDER BY service, kind
         """

@@ -253,3 +253,23 @@ def test_a_batch_holds_one_row_per_id_the_latest(store):
     assert int(store.rows("SELECT count() AS n FROM {db}.violations")[0]["n"]) == 1
     (row,) = queries.violations(store).values()
     assert row["state"] == "retracted"
+
+
+def test_the_keep_rate_view_says_what_measures_says(store):
+    """The view of 0001_tables.sql and promise_tracker/measures.py define the keep-rate
+    twice (SQL cannot import Python): they must give the same figures."""
+    from promise_tracker.measures import KEEP_RATE
+
+    hour = 1_767_268_800.0
+    decided = [("kept", 0), ("kept", 60), ("broken", 120), ("expired", 180), ("cancelled", 240)]
+    sink = ClickHouseSink(store)
+    for n, (status, after) in enumerate(decided + [("broken", 3_600)]):
+        sink.add("outcomes", OutcomeRow(f"p{n}", status, hour + after, "s", "web", "deadline",
+                                        hour - 60, hour + after, 1))  # fmt: skip
+    sink.flush()
+    view = store.rows("SELECT hour, keep_rate FROM {db}.keep_rate_hourly ORDER BY hour")
+    direct = store.rows(
+        f"SELECT toStartOfHour(assumeNotNull(closed_at)) AS hour, {KEEP_RATE} AS keep_rate "
+        "FROM {db}.outcomes FINAL WHERE status != 'open' GROUP BY hour ORDER BY hour"
+    )
+    assert view == direct and [row["keep_rate"] for row in view] == [2 / 3, 0]
