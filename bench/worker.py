@@ -44,10 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from promise_tracker.emit import Emitter, InvalidEvent  # noqa: E402
+from promise_tracker.retime import shift_lines  # noqa: E402
 from promise_tracker.runtime.kafka import kafka_config, producer_config  # noqa: E402
 from promise_tracker.runtime.settings import Settings  # noqa: E402
 from promise_tracker.runtime.topics import ensure_topics  # noqa: E402
-from promise_tracker.synthetic import generate, shift_lines  # noqa: E402
+from promise_tracker.synthetic import generate  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"

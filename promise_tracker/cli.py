@@ -215,12 +215,11 @@ def _emit(args: argparse.Namespace) -> int:
 
 def _retimed(lines: list[bytes], now: dt.datetime) -> list[bytes]:
     """The lines with every time moved by one offset so that the last event is ``now``."""
-    from promise_tracker.retime import latest_time, shift
+    from promise_tracker.retime import offset, shift
 
-    latest = latest_time(lines)
-    if latest is None:
+    delta = offset(lines, now)
+    if not delta:  # no event in the file (or it ends now already)
         return lines
-    delta = now - latest
     print(
         f"promise-tracker emit: --retime moves every time by {delta} so that the last event "
         f"is now ({now:%Y-%m-%dT%H:%M:%SZ})",

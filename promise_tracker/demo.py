@@ -30,7 +30,7 @@ import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
 from promise_tracker.errors import PromiseTrackerError
-from promise_tracker.retime import latest_time, shift, shift_lines
+from promise_tracker.retime import offset, shift, shift_lines
 from promise_tracker.runtime.kafka import group_lag, kafka_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
@@ -308,7 +308,7 @@ def _stream(workdir: Path, events: int) -> Stream:
     end = now - dt.timedelta(minutes=10)
     for story in sorted(EXAMPLES.glob("*.jsonl")):
         story_lines = [x for x in story.read_bytes().splitlines() if x.strip()]
-        delta = end - (latest_time(story_lines) or end)
+        delta = offset(story_lines, end)
         lines += shift(story_lines, delta)
         stories.update(_retimed(story_lines, delta))
     synthetic = workdir / "synthetic.jsonl"

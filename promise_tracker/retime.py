@@ -19,10 +19,14 @@ def shift_lines(lines: list[bytes], end: dt.datetime, *, terms: bool = False) ->
     """Every timestamp of every event moved so that the latest event time (with ``terms``:
     the latest timestamp of any kind, due dates included) is ``end``; lines that are not
     events are kept as they are (and so is a file without any event)."""
+    return shift(lines, offset(lines, end, terms=terms))
+
+
+def offset(lines: Iterable[bytes], end: dt.datetime, *, terms: bool = False) -> dt.timedelta:
+    """How far ``shift_lines`` moves the lines: from their latest time to ``end`` (nothing
+    for lines without an event)."""
     latest = latest_time(lines, terms=terms)
-    if latest is None:
-        return list(lines)
-    return shift(lines, end - latest)
+    return dt.timedelta(0) if latest is None else end - latest
 
 
 def latest_time(lines: Iterable[bytes], *, terms: bool = False) -> dt.datetime | None:
@@ -38,7 +42,9 @@ def latest_time(lines: Iterable[bytes], *, terms: bool = False) -> dt.datetime |
 
 
 def shift(lines: Iterable[bytes], delta: dt.timedelta) -> list[bytes]:
-    """Every timestamp of every event moved by ``delta``."""
+    """Every timestamp of every event moved by ``delta`` (by nothing: the lines as they are)."""
+    if not delta:
+        return list(lines)
     return [_shift(line, delta) for line in lines]
 
 

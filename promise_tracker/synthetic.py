@@ -45,8 +45,6 @@ from pathlib import Path
 
 import orjson
 
-from promise_tracker.retime import shift_lines  # noqa: F401  (moved; still imported from here)
-
 VERSION = 1  # bump when the stream's content changes: cached streams are regenerated
 
 START = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp())

@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 
 from promise_tracker.emit import Emitter, InvalidEvent
+from promise_tracker.retime import shift_lines
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.synthetic import generate, shift_lines
+from promise_tracker.synthetic import generate
 from tests.live import raw_producer
 
 # The generated streams span days of event time and arrive in parts, with pauses. Live, a

@@ -18,9 +18,10 @@ import pytest
 from promise_tracker.dashboards import alert_rules
 from promise_tracker.dashboards import queries as q
 from promise_tracker.dashboards.macros import ALL, Request, alert_sql, dashboard_sql
+from promise_tracker.retime import shift_lines
 from promise_tracker.sinks.store import ChdbStore
 from promise_tracker.streams.records import final_active, read_jsonl
-from promise_tracker.synthetic import generate, shift_lines
+from promise_tracker.synthetic import generate
 from tests.cli import cli
 from tests.support import ROOT
 
