@@ -65,6 +65,12 @@ class Changelog:
         for number in numbers:
             self._clocks_written.pop(number, None)
 
+    def read(
+        self, settings: Settings, numbers: list[int]
+    ) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """These partitions' records, oldest first (``state`` makes them entries and clocks)."""
+        return read_partitions(settings, self.topic, numbers)
+
     def drop(self) -> None:
         """Partitions lost without a revoke: what they changed is not ours to write."""
         self._pending.clear()

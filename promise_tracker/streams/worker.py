@@ -40,7 +40,7 @@ from promise_tracker.runtime.kafka import failed, kafka_config, producer_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import DLQ_MAX_BYTES
 from promise_tracker.schemas.models import ViolationRecord
-from promise_tracker.streams.changelog import Changelog, read_partitions
+from promise_tracker.streams.changelog import Changelog
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.live import SHRUNK_BYTES, Output, Partition, shrink
 from promise_tracker.streams.worker_metrics import WorkerCounts
@@ -359,7 +359,7 @@ class Worker:
     def _assigned(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in assigned})
         log.info("assigned partitions %s", numbers)
-        changelog = read_partitions(self.settings, self.settings.changelog, numbers)
+        changelog = self.changelog.read(self.settings, numbers)
         self.changelog.assigned(numbers)
         for number in numbers:
             part = self._restore(number, changelog[number])
@@ -400,7 +400,7 @@ class Worker:
             number, self.inputs, self.config, settings.lateness, self.clock, settings.quiet
         )
         if records is None:
-            records = read_partitions(settings, settings.changelog, [number])[number]
+            records = self.changelog.read(settings, [number])[number]
         entries, clocks = Changelog.state(records)
         committed = self.consumer.committed(
             [TopicPartition(topic, number) for topic in self.inputs], timeout=30
