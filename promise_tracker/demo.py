@@ -270,7 +270,7 @@ def _kafka_port() -> int:
     """KAFKA_PORT when set (as deploy/kafka/kafka.sh reads it), else a free pair."""
     value = os.environ.get("KAFKA_PORT", "").strip()
     if not value:
-        return _free_port_pair()
+        return free_port_pair()
     if not value.isdigit() or not 1024 <= int(value) < 65535:
         raise DemoError(f"KAFKA_PORT={value!r} is not a port number between 1024 and 65534")
     port = int(value)
@@ -282,12 +282,12 @@ def _kafka_port() -> int:
     return port
 
 
-def _free_port_pair() -> int:
-    """A port P with P+1 free too (Kafka's controller listens there)."""
-    for port in range(29092, 29992, 2):
-        if all(_free(p) for p in (port, port + 1)):
+def free_port_pair(start: int = 29092) -> int:
+    """A port P >= ``start`` with P+1 free too (Kafka's controller listens there)."""
+    for port in range(start, start + 900, 2):
+        if _free(port) and _free(port + 1):
             return port
-    raise DemoError("no free pair of ports between 29092 and 29992")
+    raise DemoError(f"no free pair of ports between {start} and {start + 900}")
 
 
 def _free(port: int) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from promise_tracker.demo import free_port_pair
 from promise_tracker.runtime.settings import PREFIX
 from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.streams.records import final_active, read_jsonl
@@ -36,23 +37,6 @@ CLOSED = "127.0.0.1:1"  # nothing listens there: connections are refused at once
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def free_pair(start: int) -> int:
-    """A port P >= start with P+1 free too (the broker's controller listens there)."""
-
-    def free(port: int) -> bool:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for port in range(start, start + 200, 2):
-        if free(port) and free(port + 1):
-            return port
-    raise AssertionError(f"no free pair of ports from {start}")
 
 
 def serving(port: int) -> bool:
@@ -185,7 +169,7 @@ def test_the_readme_live_commands_run_as_written_and_give_the_story_violations(t
     assert len(expected) == 3  # enforced_early, goal_not_reached, wait_exceeded
     commands = live_section_commands()
     assert any(" emit " in c for c in commands) and any("worker &" in c for c in commands)
-    port = free_pair(29192)
+    port = free_port_pair(29192)
     env = clean_env(
         KAFKA_PORT=str(port),
         KAFKA_DATA=str(tmp_path / "kafka"),
@@ -342,7 +326,7 @@ def kafka_sh(repo: Path, action: str, timeout: float = 120, **env: str):
 def test_kafka_sh_stop_without_the_port_stops_the_broker_started_with_another(scripts):
     """Regression (issue 12): `kafka.sh stop` without the KAFKA_PORT used at start was
     silent, exit 0, and the broker kept running."""
-    port = free_pair(29292)
+    port = free_port_pair(29292)
     started = kafka_sh(scripts, "start", timeout=600, KAFKA_PORT=str(port))
     try:
         assert started.returncode == 0, started.stderr
