@@ -32,6 +32,16 @@ def active(last: dict[str, dict]) -> dict[str, dict]:
     return {vid: record for vid, record in last.items() if record["state"] == "active"}
 
 
+def live_answer(violations: list, outcomes: list, dlq_headers: list[dict]) -> Answer:
+    """The answer a live run gives: the messages of its output topics, and the headers of
+    its dead letters (each reject once)."""
+    orphans = {h["event_id"].decode() for h in dlq_headers if h["reason"] == b"unknown_promise"}
+    reasons = Counter(
+        h["reason"].decode() for h in dlq_headers if h["reason"] != b"unknown_promise"
+    )
+    return Answer(active(last_by_key(violations)), last_by_key(outcomes), reasons, orphans)
+
+
 def replay_answer(stream: Path, tmp_path: Path) -> Answer:
     files = {name: tmp_path / f"replay-{name}.jsonl" for name in ("v", "o", "r")}
     subprocess.run(
@@ -71,17 +81,7 @@ class Outputs:
         for message in self.dlq.messages:
             h = dict(message.headers())
             unique[(h.get("topic"), h.get("partition"), h.get("offset"))] = h
-        headers = list(unique.values())
-        orphans = {h["event_id"].decode() for h in headers if h["reason"] == b"unknown_promise"}
-        reasons = Counter(
-            h["reason"].decode() for h in headers if h["reason"] != b"unknown_promise"
-        )
-        return Answer(
-            active(last_by_key(self.violations.messages)),
-            last_by_key(self.outcomes.messages),
-            reasons,
-            orphans,
-        )
+        return live_answer(self.violations.messages, self.outcomes.messages, list(unique.values()))
 
     def reached(self, expected: Answer) -> bool:
         self.poll()

@@ -26,8 +26,8 @@ from confluent_kafka import Producer
 from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
-from tests.answers import Answer, Outputs, active, replay_answer
-from tests.live import WorkerProcess, fresh_settings, last_by_key, wait_for
+from tests.answers import Answer, Outputs, live_answer, replay_answer
+from tests.live import WorkerProcess, fresh_settings, wait_for
 from tests.prometheus import free_port, scrape
 from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, make_stream, send
 
@@ -228,16 +228,10 @@ class DeadLetters:
 
     def valid_answer(self, outputs: Outputs) -> Answer:
         """The valid stream's answer: its outputs, and its own rejects."""
-        headers = [dict(m.headers()) for m in self.rest]
-        orphans = {h["event_id"].decode() for h in headers if h["reason"] == b"unknown_promise"}
-        reasons = Counter(
-            h["reason"].decode() for h in headers if h["reason"] != b"unknown_promise"
-        )
-        return Answer(
-            active(last_by_key(outputs.violations.messages)),
-            last_by_key(outputs.outcomes.messages),
-            reasons,
-            orphans,
+        return live_answer(
+            outputs.violations.messages,
+            outputs.outcomes.messages,
+            [dict(m.headers()) for m in self.rest],
         )
 
 
