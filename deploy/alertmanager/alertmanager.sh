@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1, for the worker's
-# pages (promise_tracker/paging/pager.py). Tests, CI and the demo all start Alertmanager through this script.
+# pages (promise_tracker/paging/pager.py). Tests, CI and the demo all start Alertmanager
+# through this script.
 #
 #   deploy/alertmanager/alertmanager.sh start     start it in the background, wait until ready
 #   deploy/alertmanager/alertmanager.sh stop      stop it (SIGTERM, then SIGKILL after 30 s)
