@@ -7,16 +7,19 @@ import datetime as dt
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from promise_tracker.errors import PromiseTrackerError, StoreError, UsageError
 from promise_tracker.streams.engine import EngineConfig
+from promise_tracker.streams.risk import DEFAULT_WARN_AT, Fractions, warn_fractions
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from promise_tracker.sinks.batcher import ClickHouseSink
     from promise_tracker.sinks.replay_tap import ClickHouseTap
     from promise_tracker.sinks.store import Store
+    from promise_tracker.streams.clock import Calendar
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -28,7 +31,12 @@ def _replay(args: argparse.Namespace) -> int:
             "give --violations, --outcomes and --rejects "
             "(or --clickhouse PATH to write the tables instead)"
         )
-    config = EngineConfig(retention=args.retention, orphan_ttl=args.orphan_ttl)
+    config = EngineConfig(
+        retention=args.retention,
+        orphan_ttl=args.orphan_ttl,
+        calendars=_calendars(args.calendars),
+        warn_at=_warn_at(args.warn_at),
+    )
     store = sink = None
     subject_key = b""
     try:
@@ -45,6 +53,7 @@ def _replay(args: argparse.Namespace) -> int:
             config=config,
             progress=None if not args.quiet else False,
             tap=None if sink is None else _tap(sink, subject_key),
+            warnings=None if args.warnings is None else Path(args.warnings),
         )
         if sink is not None:
             sink.flush()
@@ -67,11 +76,28 @@ def _replay(args: argparse.Namespace) -> int:
             f"{sum(rejects.values())} rejected {rejects}, "
             f"{stats.duplicates} duplicates, {stats.late} late, {summary.blank} blank; "
             f"{stats.emissions} violation emissions ({stats.retractions} retractions), "
-            f"{stats.active} violations active, {summary.outcomes} outcomes "
+            f"{stats.active} violations active, {stats.at_risk} warnings active, "
+            f"{summary.outcomes} outcomes "
             f"({stats.evicted} written early when their retention ended)",
             file=sys.stderr,
         )
     return 0
+
+
+def _calendars(path: str | None) -> Mapping[str, Calendar]:
+    """The business calendars of SPEC 2.1; a bad file stops the command (exit 2)."""
+    if path is None:
+        return {}
+    from promise_tracker.calendars import load_calendars
+
+    return load_calendars(path)
+
+
+def _warn_at(text: str) -> Fractions:
+    try:
+        return warn_fractions(text)
+    except ValueError as exc:
+        raise UsageError(f"--warn-at: {exc}") from None
 
 
 def _replay_store(target: str, database: str) -> tuple[Store, ClickHouseSink]:
@@ -311,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EngineConfig()
     replay.add_argument("--retention", type=float, default=defaults.retention, metavar="SECONDS")
     replay.add_argument("--orphan-ttl", type=float, default=defaults.orphan_ttl, metavar="SECONDS")
+    replay.add_argument(
+        "--warnings", metavar="W.jsonl", help="also write every at-risk warning emission there"
+    )
+    replay.add_argument(
+        "--warn-at",
+        default=DEFAULT_WARN_AT,
+        metavar="F[,F...]",
+        help="fractions of a deliver_by's time at which it is at risk (default 0.75)",
+    )
+    replay.add_argument(
+        "--calendars", metavar="FILE.toml", help="business calendars (docs/calendars.md)"
+    )
     replay.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     replay.set_defaults(run=_replay)
 

@@ -9,7 +9,8 @@ e.g. ``StoreUnavailable`` (retry later) apart from ``StoreError`` (the request i
     ├── UsageError                    exit 2   unusable arguments, unreadable input files
     │   └── SettingsError             exit 2   a setting that cannot be used
     │       ├── KafkaAuthError                 the brokers refused our credentials or TLS
-    │       └── MetricsPortTaken               the metrics port is in use
+    │       ├── MetricsPortTaken               the metrics port is in use
+    │       └── CalendarError                  the business calendars file cannot be used
     ├── BadInput                      exit 3   an event that breaks the contract (SDK, emit)
     ├── BrokerError                   exit 1   Kafka: the pipeline's side of it
     │   ├── KafkaUnreachable                   no broker accepts connections
@@ -45,6 +46,11 @@ class KafkaAuthError(SettingsError):
 
 class MetricsPortTaken(SettingsError):
     """The metrics port is in use (another worker or sink on this host, most likely)."""
+
+
+class CalendarError(SettingsError):
+    """The business calendars file (SPEC 2.1) cannot be used; the message names the file, the
+    calendar and the field, and the fix."""
 
 
 class BadInput(PromiseTrackerError, ValueError):

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from promise_tracker.schemas import Reject
-from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.schemas.models import ViolationRecord, WarningRecord
 from promise_tracker.streams.engine import Engine, EngineConfig
 from promise_tracker.streams.replay import drive
 from promise_tracker.streams.state import PromiseState
@@ -71,12 +71,16 @@ class Collected:
     """Listener that keeps everything, in order."""
 
     emissions: list[ViolationRecord] = field(default_factory=list)
+    warnings: list[WarningRecord] = field(default_factory=list)
     outcome_changes: list[tuple[str, str]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     evicted_ids: list[str] = field(default_factory=list)
 
     def violation(self, record: ViolationRecord) -> None:
         self.emissions.append(record)
+
+    def warning(self, record: WarningRecord) -> None:
+        self.warnings.append(record)
 
     def outcome(self, state: PromiseState) -> None:
         self.outcome_changes.append((state.promise.id, state.status))

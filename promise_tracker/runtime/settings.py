@@ -61,6 +61,7 @@ class TopicSettings:
     topic_observed: str = "deliveries.observed"
     topic_violations: str = "promises.violations"
     topic_outcomes: str = "promises.outcomes"
+    topic_warnings: str = "promises.warnings"
     topic_dlq: str = "promises.dlq"
 
     def topic(self, name: str) -> str:
@@ -81,6 +82,10 @@ class TopicSettings:
     @property
     def outcomes(self) -> str:
         return self.topic(self.topic_outcomes)
+
+    @property
+    def warnings(self) -> str:
+        return self.topic(self.topic_warnings)
 
     @property
     def dlq(self) -> str:

@@ -1,4 +1,4 @@
-"""Bytes on the output topics: violations and outcomes as CloudEvents (SPEC section 4).
+"""Bytes on the output topics: violations, warnings and outcomes as CloudEvents (SPEC 4, 4.1).
 
 The Kafka key is the violation id (or the promise id for an outcome), so a compacted topic
 keeps the truth. The CloudEvent id is a digest of what the emission says, so the same
@@ -15,7 +15,13 @@ from typing import Literal
 import msgspec
 from msgspec import Struct
 
-from promise_tracker.schemas.models import OutcomeRecord, ViolationEvent, ViolationRecord
+from promise_tracker.schemas.models import (
+    OutcomeRecord,
+    ViolationEvent,
+    ViolationRecord,
+    WarningEvent,
+    WarningRecord,
+)
 
 SOURCE = "promise-tracker"
 UTC = dt.UTC
@@ -37,6 +43,7 @@ class OutcomeEvent(Struct, frozen=True, gc=False, kw_only=True):
 _encode = msgspec.json.Encoder().encode
 decode_violation = msgspec.json.Decoder(ViolationEvent).decode
 decode_outcome = msgspec.json.Decoder(OutcomeEvent).decode
+decode_warning = msgspec.json.Decoder(WarningEvent).decode
 
 
 def _digest(*parts: object) -> str:
@@ -56,6 +63,23 @@ def violation_event(record: ViolationRecord) -> bytes:
         ViolationEvent(
             source=SOURCE,
             id=event_id,
+            time=dt.datetime.fromtimestamp(record.detected_at, UTC),
+            subject=record.promise_id,
+            data=record,
+        )
+    )
+
+
+def warning_event_id(record: WarningRecord) -> str:
+    """As for violations: the same warning state, the same CloudEvent id."""
+    return _digest(record.warning_id, record.state, record.warn_at, record.due_at, record.outcome)
+
+
+def warning_event(record: WarningRecord) -> bytes:
+    return _encode(
+        WarningEvent(
+            source=SOURCE,
+            id=warning_event_id(record),
             time=dt.datetime.fromtimestamp(record.detected_at, UTC),
             subject=record.promise_id,
             data=record,

@@ -13,7 +13,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from promise_tracker.schemas.models import DeliveryObserved, PromiseIssued, ViolationEvent
+from promise_tracker.schemas.models import (
+    DeliveryObserved,
+    PromiseIssued,
+    ViolationEvent,
+    WarningEvent,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -31,6 +36,24 @@ _PUBLISHED: dict[str, tuple[type, str]] = {
         ViolationEvent,
         "promise.violated: a broken promise (topic promises.violations, key = violation_id)",
     ),
+    "promise.at_risk.schema.json": (
+        WarningEvent,
+        "promise.at_risk: a promise about to break (topic promises.warnings, key = warning_id)",
+    ),
+}
+
+# What a struct's __post_init__ checks, which msgspec cannot say in a schema: added by hand
+_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    # exactly one of due_at and within_seconds; calendar only with within_seconds
+    "DeliverByTerms": {
+        "oneOf": [
+            {
+                "required": ["due_at"],
+                "not": {"anyOf": [{"required": ["within_seconds"]}, {"required": ["calendar"]}]},
+            },
+            {"required": ["within_seconds"], "not": {"required": ["due_at"]}},
+        ]
+    },
 }
 
 
@@ -57,6 +80,9 @@ def render(model: type, title: str) -> bytes:
     """One schema document, deterministic (sorted keys) so that diffs are reviewable."""
     (schema,), components = msgspec.json.schema_components([model], ref_template="#/$defs/{name}")
     schema, components = _clean(schema), _clean(components)
+    for name, extra in _CONSTRAINTS.items():
+        if name in components:
+            components[name] = {**components[name], **extra}
     document: dict[str, Any] = {"$schema": _DRAFT, "title": title, **schema, "$defs": components}
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 

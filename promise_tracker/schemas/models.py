@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 # RFC 3339 with an explicit offset; a naive timestamp is rejected.
 Timestamp = Annotated[
@@ -41,6 +41,8 @@ OBSERVATION_KINDS = (
     "delivered",
     "channel_status",
     "cancelled",
+    "paused",
+    "resumed",
 )
 
 
@@ -61,7 +63,19 @@ class MaxStepsTerms(Struct, frozen=True, gc=False):
 
 
 class DeliverByTerms(Struct, frozen=True, gc=False):
-    due_at: Timestamp
+    """Either an absolute ``due_at`` or (v2) ``within_seconds`` of clock time after the promise
+    was made, on a business ``calendar`` (SPEC 2.1; absent: round the clock), stopped while
+    paused. UNSET, not None: a key written as null is invalid, not absent."""
+
+    due_at: Timestamp | UnsetType = UNSET
+    within_seconds: Annotated[float, Meta(gt=0)] | UnsetType = UNSET
+    calendar: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if (self.due_at is UNSET) == (self.within_seconds is UNSET):
+            raise ValueError("give exactly one of due_at and within_seconds")
+        if self.calendar is not UNSET and self.within_seconds is UNSET:
+            raise ValueError("calendar goes only with within_seconds, not with due_at")
 
 
 class ChannelsTerms(Struct, frozen=True, gc=False):
@@ -155,8 +169,26 @@ class Cancelled(_ObservationData, frozen=True, tag="cancelled"):
     value: ReasonValue
 
 
+class Paused(_ObservationData, frozen=True, tag="paused"):
+    """v2: the clock of a ``within_seconds`` promise stops (the business waits on the customer)."""
+
+    value: ReasonValue
+
+
+class Resumed(_ObservationData, frozen=True, tag="resumed"):
+    value: NoValue
+
+
 ObservationData = (
-    DeadlineEnforced | AccessDenied | HoldTime | PageReached | Delivered | ChannelStatus | Cancelled
+    DeadlineEnforced
+    | AccessDenied
+    | HoldTime
+    | PageReached
+    | Delivered
+    | ChannelStatus
+    | Cancelled
+    | Paused
+    | Resumed
 )
 
 
@@ -235,6 +267,44 @@ class ViolationEvent(Struct, frozen=True, gc=False, kw_only=True):
     subject: str
     datacontenttype: str = "application/json"
     data: ViolationRecord
+
+
+class WarningRecord(Struct, frozen=True, gc=False, kw_only=True):
+    """One emission of an at-risk warning (SPEC 4.1). Times are Unix seconds (UTC).
+
+    ``due_at`` and ``time_left`` are null for the ``steps`` label and while the promise's
+    due time is infinite (paused); ``outcome`` is the promise's status once ``resolved``.
+    The last emission per ``warning_id`` is the truth.
+    """
+
+    warning_id: str
+    promise_id: str
+    service: str
+    channel: str
+    subject: str | None
+    kind: str
+    label: str
+    warn_at: float
+    due_at: float | None
+    time_left: float | None
+    promise_text: str | None
+    labels: dict[str, str]
+    state: Literal["active", "resolved", "retracted"]
+    outcome: Literal["kept", "broken", "expired", "cancelled"] | None
+    detected_at: float
+
+
+class WarningEvent(Struct, frozen=True, gc=False, kw_only=True):
+    """The CloudEvent carrying a warning on ``promises.warnings``."""
+
+    specversion: Literal["1.0"] = "1.0"
+    type: Literal["promise.at_risk"] = "promise.at_risk"
+    source: str
+    id: str
+    time: Timestamp
+    subject: str
+    datacontenttype: str = "application/json"
+    data: WarningRecord
 
 
 class OutcomeRecord(Struct, frozen=True, gc=False, kw_only=True):

@@ -41,6 +41,8 @@ _HINTS: dict[str, str] = {
     "channel": "one of " + ", ".join(CHANNELS),
     "channels": "a non-empty list of " + ", ".join(CHANNELS),
     "max_seconds": "a number of seconds greater than 0",
+    "within_seconds": "a number of seconds greater than 0",
+    "calendar": "the name of a calendar in the calendars file (SPEC 2.1)",
     "max_steps": "an integer of at least 1",
     "goal": "the page name that completes the journey",
     "seconds": "a number of seconds, 0 or more",
@@ -57,16 +59,18 @@ _PROMISE_ID_HINT = "a promise id: 1 to 200 characters"
 
 
 class _Envelope(msgspec.Struct):
-    """Just the type, read again on the error path to tailor the message."""
+    """Just the type and id, read again on the error path to tailor the message and say
+    which event was rejected."""
 
     type: object = None
+    id: object = None
 
 
-def _event_type(raw: bytes) -> object:
+def _envelope(raw: bytes) -> _Envelope:
     try:
-        return msgspec.json.decode(raw, type=_Envelope).type
-    except (msgspec.DecodeError, RecursionError):
-        return None
+        return msgspec.json.decode(raw, type=_Envelope)
+    except (msgspec.DecodeError, RecursionError, msgspec.ValidationError):
+        return _Envelope()
 
 
 def parse(raw: bytes | None, origin: object = None) -> Event | Reject:
@@ -106,6 +110,8 @@ def parse(raw: bytes | None, origin: object = None) -> Event | Reject:
 
 
 def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
+    envelope = _envelope(raw)
+    event_id = envelope.id if isinstance(envelope.id, str) and envelope.id else None
     match = _PATH.match(error)
     what, path = (match["what"], match["path"] or "") if match else (error, "")
     what = what.replace("`float`", "a number").replace("`int`", "an integer")
@@ -121,14 +127,13 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
             f"type {invalid['value']} is not an event type this system reads; "
             f"use one of {', '.join(EVENT_TYPES)}",
             raw,
-            origin=origin,
+            event_id,
+            origin,
         )
     if field_path == "" and what.startswith("Expected `object`"):
-        return Reject(
-            Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, origin=origin
-        )
+        return Reject(Reason.INVALID_EVENT, f"{what}: an event is a JSON object", raw, None, origin)
     if field_path == "data.kind" and invalid:
-        observed = _event_type(raw) == "delivery.observed"
+        observed = envelope.type == "delivery.observed"
         kinds = ", ".join(OBSERVATION_KINDS if observed else PROMISE_KINDS)
         message = f"data.kind {invalid['value']} is not a known kind; use one of {kinds}"
     elif missing:
@@ -136,8 +141,8 @@ def _validation_reject(error: str, raw: bytes, origin: object) -> Reject:
     else:
         message = f"{field_path or 'event'}: {what}"
     hint = _HINTS.get(leaf)
-    if field_path == "id" and _event_type(raw) == "promise.issued":
+    if field_path == "id" and envelope.type == "promise.issued":
         hint = _PROMISE_ID_HINT
     if hint and not (field_path == "data.kind" and invalid):
         message += f"; it must be {hint}"
-    return Reject(Reason.INVALID_EVENT, message, raw, origin=origin)
+    return Reject(Reason.INVALID_EVENT, message, raw, event_id, origin)

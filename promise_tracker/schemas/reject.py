@@ -14,6 +14,7 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_EVENT = "invalid_event"
     UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_CALENDAR = "unknown_calendar"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
     UNKNOWN_PROMISE = "unknown_promise"
     TOO_LATE = "too_late"

@@ -9,23 +9,43 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
+from msgspec import UNSET
 
 from promise_tracker.schemas.models import (
+    DeliverByTerms,
     DeliveryObserved,
     Event,
     PromiseIssued,
     ViolationRecord,
+    WarningRecord,
     kind_of,
 )
 from promise_tracker.schemas.reject import Reason, Reject
+from promise_tracker.streams.clock import Calendar, paused_spans, run_until
+from promise_tracker.streams.risk import (
+    DEFAULT_WARN_AT,
+    Fractions,
+    alerts,
+    warn_fractions,
+    warn_points,
+    warning_id,
+)
 from promise_tracker.streams.rules import Finding, verdict
 from promise_tracker.streams.snapshot import Entry, Orphan
-from promise_tracker.streams.state import PromiseState, apply, new_state
+from promise_tracker.streams.state import (
+    DELIVER_BY,
+    MAX_STEPS,
+    Alert,
+    PromiseState,
+    apply,
+    clocked,
+    new_state,
+)
 from promise_tracker.streams.timers import TimerQueue
 from promise_tracker.streams.wording import describe
 
@@ -48,12 +68,30 @@ class EngineConfig:
     # a replay that is always the watermark that counts it; live, the promises topic may
     # lag the deliveries topic by hours while a backlog is read).
     lateness: float = 0.0
+    # v2: business calendars by name (SPEC 2.1) and the warning fractions (SPEC 4.1)
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    warn_at: Fractions = warn_fractions(DEFAULT_WARN_AT)
+
+
+class _RoundTheClock:
+    """The clock of a promise that names no calendar: every second counts."""
+
+    def open_seconds(self, start: float, end: float) -> float:
+        return max(0.0, end - start)
+
+    def advance(self, start: float, seconds: float) -> float:
+        return start + seconds
+
+
+ROUND_THE_CLOCK: Calendar = _RoundTheClock()
 
 
 class Listener(Protocol):
     """Where the engine's results go (replay files, Kafka topics, or a list in a test)."""
 
     def violation(self, record: ViolationRecord) -> None: ...
+
+    def warning(self, record: WarningRecord) -> None: ...
 
     def outcome(self, state: PromiseState) -> None: ...
 
@@ -76,6 +114,8 @@ class Stats:
     evicted: int = 0
     rejects: Counter = field(default_factory=Counter)
     violations: Counter = field(default_factory=Counter)  # (reason, state) -> emissions
+    warnings: Counter = field(default_factory=Counter)  # (label, state) -> emissions
+    at_risk: int = 0  # warnings whose last emission is active
 
 
 _encode = msgspec.json.Encoder().encode
@@ -105,6 +145,7 @@ class Engine:
         # duplicates without keeping every observation alive
         self._observations: dict[str, bytes] = {}
         self._timers = TimerQueue()  # promise ids by T: absence rules fire then
+        self._warn_timers = TimerQueue()  # promise ids by when a warning next changes
         self._evictions = TimerQueue()  # closed promise ids by when they settled
         # evicted promise id -> the watermark at which it is forgotten (one retention later)
         self._tombstones: dict[str, float] = {}
@@ -158,13 +199,23 @@ class Engine:
         state = self.promises.get(pid)
         if state is not None:
             return self._duplicate(_digest(state.promise) == _digest(event), raw, origin, pid, t)
-        if t < self.watermark - self.config.retention or pid in self._tombstones:
+        state = new_state(event, t)
+        if clocked(state):
+            name = event.data.terms.calendar  # type: ignore[union-attr]
+            if name and name not in self.config.calendars:  # UNSET is falsy
+                self._unknown_calendar(name, raw, origin, pid)
+                return None
+            state.close_time = self._due(state)
+        # SPEC 1.3 (v2): too late once settled for longer than the retention; a promise
+        # made long ago whose close time is still ahead is accepted
+        close = state.close_time
+        settles = t if close is None else close
+        if settles + self.config.retention < self.watermark or pid in self._tombstones:
             self._too_late(t, raw, origin, pid, pid)
             return None
         self.stats.promises += 1
         if t < self.watermark:
             self.stats.late += 1
-        state = new_state(event, t)
         self.promises[pid] = state
         self._changed(pid)
         waiting = self._orphans.pop(pid, None)
@@ -172,6 +223,8 @@ class Engine:
             for orphan in waiting.values():
                 del self._orphan_ids[orphan.event.id]
                 apply(state, orphan.event, orphan.time)
+            if state.marks is not None:
+                state.close_time = self._due(state)
         close = state.close_time
         if close is not None and close > self.watermark:
             self._timers.add(close, pid)
@@ -179,6 +232,8 @@ class Engine:
                 self._wake_at = close
             if waiting:
                 self._evaluate(state)
+            elif state.kind == DELIVER_BY:
+                self._warn(state, "open", None)  # open: only its warning points to schedule
         elif waiting or close is not None:
             self._evaluate(state)
         # else: a fresh promise with no T and no observations is open and has nothing to say
@@ -193,7 +248,10 @@ class Engine:
         if prior is not None:
             return self._duplicate(prior == digest, raw, origin, oid, t)
         pid = event.data.promise_id
-        if t < self.watermark - self.config.retention or pid in self._tombstones:
+        state = self.promises.get(pid)
+        if (
+            state is None and t < self.watermark - self.config.retention
+        ) or pid in self._tombstones:
             self._too_late(t, raw, origin, oid, pid)
             return None
         self.stats.observations += 1
@@ -201,12 +259,45 @@ class Engine:
             self.stats.late += 1
         self._observations[oid] = digest
         self._changed(pid)
-        state = self.promises.get(pid)
         if state is None:
             self._hold(event, raw, origin, t)
         elif apply(state, event, t):
+            if state.marks is not None:
+                self._move_due(state)
             self._evaluate(state)
         return t
+
+    def _due(self, state: PromiseState) -> float | None:
+        """D of a within_seconds promise from its clock (None while infinite: paused)."""
+        terms = state.promise.data.terms
+        assert type(terms) is DeliverByTerms and type(terms.within_seconds) is float
+        due = run_until(
+            self._calendar(state),
+            state.issued,
+            terms.within_seconds,
+            paused_spans(state.marks, state.cancelled_at),
+        )
+        return None if due == INF else due
+
+    def _calendar(self, state: PromiseState) -> Calendar:
+        terms = state.promise.data.terms
+        name = terms.calendar if type(terms) is DeliverByTerms else UNSET
+        return self.config.calendars[name] if name else ROUND_THE_CLOCK
+
+    def _move_due(self, state: PromiseState) -> None:
+        """A pause, resume or cancellation moved D (SPEC 3): absence rules fire at the new D,
+        and the promise settles (for retention) no earlier than it."""
+        due = self._due(state)
+        if due == state.close_time:
+            return
+        state.close_time = due
+        self._changed(state.promise.id)
+        if due is not None and due > self.watermark:
+            self._timers.add(due, state.promise.id)
+            if due < self._wake_at:
+                self._wake_at = due
+        if state.status != "open":
+            self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
 
     def _duplicate(
         self, same: bool, raw: bytes, origin: object, event_id: str, t: float
@@ -223,6 +314,17 @@ class Engine:
             event_id,
         )
         return None
+
+    def _unknown_calendar(self, name: str, raw: bytes, origin: object, pid: str) -> None:
+        known = ", ".join(sorted(self.config.calendars)) or "none: no calendars file was given"
+        self._reject(
+            Reason.UNKNOWN_CALENDAR,
+            f"data.terms.calendar {name!r} is not a calendar of the running configuration "
+            f"(known: {known}): define it in the calendars file or name a known one",
+            raw,
+            origin,
+            pid,
+        )
 
     def _too_late(self, t: float, raw: bytes, origin: object, event_id: str, pid: str) -> None:
         if pid in self._tombstones:
@@ -315,6 +417,13 @@ class Engine:
                 # only an open promise waits on T; a decided one changes with events alone
                 if state is not None and state.status == "open":
                     self._evaluate(state)
+        if self._warn_timers.next_due() <= watermark:
+            promises = self.promises
+            for pid in self._warn_timers.pop_due(watermark):
+                state = promises.get(pid)
+                if state is not None and state.warn_wake is not None:
+                    if state.warn_wake <= watermark:
+                        self._evaluate(state)
         queue, ttl = self._orphan_queue, self.config.orphan_ttl
         if not self.hold_orphans:
             self._expire_orphans(watermark)
@@ -322,7 +431,9 @@ class Engine:
             self._evict(watermark, watermark - self.config.retention)
             self._next_sweep = watermark + SWEEP
         orphan_due = queue[0][0] + ttl if queue and not self.hold_orphans else INF
-        self._wake_at = min(self._timers.next_due(), orphan_due, self._next_sweep)
+        self._wake_at = min(
+            self._timers.next_due(), self._warn_timers.next_due(), orphan_due, self._next_sweep
+        )
 
     def expire_orphans(self) -> None:
         """Live, with ``hold_orphans``: reject the orphans whose TTL has run out at the
@@ -418,6 +529,70 @@ class Engine:
                 # rounded up to the sweep grid: never early, and far fewer heap entries
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
             self.listener.outcome(state)
+        if state.kind in _WARNED_KINDS:
+            self._warn(state, status, closed_at)
+
+    def _warn(self, state: PromiseState, status: str, closed_at: float | None) -> None:
+        """Emit what changed in the promise's warnings (SPEC 4.1) and set their next wake."""
+        points = warn_points(state, self.config.warn_at, self._calendar(state))
+        found, wake = alerts(state, status, closed_at, self.watermark, points)
+        pid = state.promise.id
+        if wake != (state.warn_wake if state.warn_wake is not None else INF):
+            state.warn_wake = None if wake == INF else wake
+            self._changed(pid)
+            if wake != INF:
+                self._warn_timers.add(wake, pid)
+                if wake < self._wake_at:
+                    self._wake_at = wake
+        if not found and state.warned is None:
+            return
+        if state.warned is None:
+            state.warned = {}
+        warned = state.warned
+        for label, alert in found.items():
+            prior = warned.get(label)
+            if prior is None or prior[0] != alert or prior[1].state == "retracted":
+                self._emit_warning(state, label, alert, self._warning(state, label, alert))
+        for label, (alert, record) in list(warned.items()):
+            if label not in found and record.state != "retracted":
+                retraction = msgspec.structs.replace(
+                    record, state="retracted", outcome=None, detected_at=self.clock()
+                )
+                self._emit_warning(state, label, alert, retraction)
+
+    def _emit_warning(
+        self, state: PromiseState, label: str, alert: Alert, record: WarningRecord
+    ) -> None:
+        warned = state.warned
+        assert warned is not None
+        prior = warned.get(label)
+        was_active = prior is not None and prior[1].state == "active"
+        warned[label] = (alert, record)
+        self.stats.warnings[(label, record.state)] += 1
+        self.stats.at_risk += (record.state == "active") - was_active
+        self._changed(state.promise.id)
+        self.listener.warning(record)
+
+    def _warning(self, state: PromiseState, label: str, alert: Alert) -> WarningRecord:
+        promise = state.promise
+        data = promise.data
+        return WarningRecord(
+            warning_id=warning_id(promise.id, label),
+            promise_id=promise.id,
+            service=promise.source,
+            channel=data.channel,
+            subject=promise.subject,
+            kind=kind_of(promise),
+            label=label,
+            warn_at=alert.warn_at,
+            due_at=alert.due_at,
+            time_left=alert.time_left,
+            promise_text=data.text,
+            labels=data.labels or {},
+            state=alert.state,  # type: ignore[arg-type]
+            outcome=alert.outcome,  # type: ignore[arg-type]
+            detected_at=self.clock(),
+        )
 
     def _record(self, state: PromiseState, disc: str, finding: Finding) -> ViolationRecord:
         promise = state.promise
@@ -492,8 +667,12 @@ class Engine:
                     self._timers.add(state.close_time, pid)
             else:
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, pid)
+            if state.warn_wake is not None:
+                self._warn_timers.add(state.warn_wake, pid)
             for _, record in (state.emitted or {}).values():
                 self.stats.active += record.state == "active"
+            for _, warning in (state.warned or {}).values():
+                self.stats.at_risk += warning.state == "active"
         heapq.heapify(stamped)
         self._orphan_queue = stamped
         self._tombstone_queue.extend(sorted(tombstones))
@@ -509,11 +688,16 @@ class Engine:
         for state in self.promises.values():
             for _, record in (state.emitted or {}).values():
                 self.listener.violation(record)
+            for _, warning in (state.warned or {}).values():
+                self.listener.warning(warning)
             self.listener.outcome(state)
 
     def states(self) -> Iterator[PromiseState]:
         """Every promise still held (evicted ones were handed to the listener already)."""
         return iter(self.promises.values())
+
+
+_WARNED_KINDS = frozenset((DELIVER_BY, MAX_STEPS))
 
 
 def _settled_at(state: PromiseState) -> float:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 import msgspec
 from msgspec import Struct
 
-from promise_tracker.schemas.codec import outcome_event, violation_event
-from promise_tracker.schemas.models import PromiseIssued, ViolationRecord
+from promise_tracker.schemas.codec import outcome_event, violation_event, warning_event
+from promise_tracker.schemas.models import PromiseIssued, ViolationRecord, WarningRecord
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reason, Reject
 from promise_tracker.streams.engine import Engine, EngineConfig
@@ -45,7 +45,7 @@ class Clocks(Struct):
 
 
 class Output(NamedTuple):
-    """One message to send: ``stream`` is violations, outcomes or dlq. A violation carries
+    """One message to send: ``stream`` is violations, warnings, outcomes or dlq. A violation carries
     its record too, so that the worker can page without decoding what it encoded."""
 
     stream: str
@@ -118,6 +118,9 @@ class Outbox:
                 "violations", record.violation_id.encode(), violation_event(record), None, record
             )
         )
+
+    def warning(self, record: WarningRecord) -> None:
+        self.messages.append(Output("warnings", record.warning_id.encode(), warning_event(record)))
 
     def outcome(self, state: PromiseState) -> None:
         record = outcome_record(state)

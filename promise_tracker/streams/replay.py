@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 import msgspec
 
 from promise_tracker.errors import UsageError
-from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
+from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord, WarningRecord
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
 from promise_tracker.streams.engine import Engine, EngineConfig, Stats
@@ -52,12 +52,19 @@ class Tap(Protocol):
 
 
 class _FileListener:
-    """Streams violations and rejects to their files as they happen; outcomes at the end."""
+    """Streams violations, warnings and rejects to their files as they happen; outcomes at
+    the end."""
 
     def __init__(
-        self, violations: BinaryIO, outcomes: BinaryIO, rejects: BinaryIO, tap: Tap | None
+        self,
+        violations: BinaryIO,
+        outcomes: BinaryIO,
+        rejects: BinaryIO,
+        tap: Tap | None,
+        warnings: BinaryIO | None = None,
     ):
         self._violations, self._outcomes, self._rejects = violations, outcomes, rejects
+        self._warnings = warnings
         self._tap = tap
         self._encode = msgspec.json.Encoder().encode
         self.outcome_count = 0
@@ -66,6 +73,10 @@ class _FileListener:
         self._violations.write(self._encode(record) + b"\n")
         if self._tap is not None:
             self._tap.violation(record)
+
+    def warning(self, record: WarningRecord) -> None:
+        if self._warnings is not None:
+            self._warnings.write(self._encode(record) + b"\n")
 
     def outcome(self, state: PromiseState) -> None:
         pass  # replay writes final outcomes only
@@ -95,9 +106,10 @@ def replay(
     config: EngineConfig | None = None,
     progress: bool | None = None,
     tap: Tap | None = None,
+    warnings: Path | None = None,
 ) -> ReplaySummary:
-    """Run the engine over the inputs in order and write the three output files (and give
-    every result to ``tap`` too, when there is one)."""
+    """Run the engine over the inputs and write the output files (and give every result to
+    ``tap`` too, when there is one); warnings are written when ``warnings`` is given."""
     started = time.perf_counter()
     for path in inputs:
         if not path.exists() or path.is_dir() or not os.access(path, os.R_OK):
@@ -107,10 +119,12 @@ def replay(
     config = config or EngineConfig()
     if config.retention <= 0 or config.orphan_ttl <= 0:
         raise ReplayError("--retention and --orphan-ttl must be more than 0 seconds")
-    outputs = (violations, outcomes, rejects)
+    outputs = (violations, outcomes, rejects) + ((warnings,) if warnings is not None else ())
     with ExitStack() as stack:
         files = [stack.enter_context(_AtomicWriter(path)) for path in outputs]
-        listener = _FileListener(files[0], files[1], files[2], tap)
+        listener = _FileListener(
+            files[0], files[1], files[2], tap, files[3] if warnings is not None else None
+        )
         engine = Engine(config, listener, clock=time.time)
         lines, blank = drive(engine, _lines(inputs, progress), lateness)
         engine.finish()

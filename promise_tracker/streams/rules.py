@@ -78,7 +78,8 @@ def _max_steps(state: PromiseState, w: float) -> Verdict:
 
 def _deliver_by(state: PromiseState, w: float) -> Verdict:
     due = state.close_time
-    assert due is not None
+    if due is None:  # within_seconds, paused for good: D is infinite
+        due = INF
     d = state.first
     if d is not None and d.time < state.cancelled_at:
         if d.time <= due:

@@ -12,7 +12,7 @@ import bisect
 import math
 from collections.abc import Callable
 
-from msgspec import Struct
+from msgspec import UNSET, Struct
 
 from promise_tracker.schemas.models import (
     AccessDenied,
@@ -28,8 +28,11 @@ from promise_tracker.schemas.models import (
     MaxStepsData,
     MaxWaitData,
     PageReached,
+    Paused,
     PromiseIssued,
+    Resumed,
     ViolationRecord,
+    WarningRecord,
 )
 
 INF = math.inf
@@ -68,7 +71,17 @@ class Finding(Struct, frozen=True, gc=False):
     count: int = 0  # max_steps: page views up to the goal
 
 
-class PromiseState(Struct, kw_only=True, gc=False):
+class Alert(Struct, frozen=True, gc=False, array_like=True):
+    """One at-risk warning as the rules see it (SPEC 4.1); equal alerts emit nothing new."""
+
+    warn_at: float
+    due_at: float | None
+    time_left: float | None
+    state: str  # active or resolved
+    outcome: str | None
+
+
+class PromiseState(Struct, kw_only=True, gc=False, omit_defaults=True):
     """Everything the engine keeps about one promise (no cycles: kept out of the GC's scans)."""
 
     promise: PromiseIssued
@@ -83,10 +96,16 @@ class PromiseState(Struct, kw_only=True, gc=False):
     exceed: Seen | None = None  # max_wait: earliest hold over the limit
     views: list[tuple[float, str]] | None = None  # max_steps: every page view, sorted
     down: dict[str, Seen] | None = None  # channels_available: earliest outage per channel
+    # deliver_by within_seconds: (time, id, paused?) of every pause and resume at or after
+    # the issued time, sorted; the clock (streams/clock.py) folds them into D
+    marks: list[tuple[float, str, bool]] | None = None
     status: str = "open"
     closed_at: float | None = None
     # discriminator -> (finding, last emitted record)
     emitted: dict[str, tuple[Finding, ViolationRecord]] | None = None
+    # label -> (what the warning says, last emitted record) (SPEC 4.1)
+    warned: dict[str, tuple[Alert, WarningRecord]] | None = None
+    warn_wake: float | None = None  # the watermark at which a warning next changes
 
     @property
     def cancelled_at(self) -> float:
@@ -99,7 +118,9 @@ def new_state(promise: PromiseIssued, issued: float) -> PromiseState:
     if kind == DEADLINE:
         close: float | None = data.terms.open_until.timestamp()  # type: ignore[union-attr]
     elif kind == DELIVER_BY:
-        close = data.terms.due_at.timestamp()  # type: ignore[union-attr]
+        due = data.terms.due_at  # type: ignore[union-attr]
+        # within_seconds: D comes from the clock, which the engine sets (it holds calendars)
+        close = None if due is UNSET else due.timestamp()
     elif kind == CHANNELS:
         close = data.terms.until.timestamp()  # type: ignore[union-attr]
     else:
@@ -173,8 +194,24 @@ def _fold_max_steps(state: PromiseState, obs: DeliveryObserved, data: object, t:
     return g is not None and view <= (g.time, g.id)  # counts toward the steps to the goal
 
 
+def clocked(state: PromiseState) -> bool:
+    """A deliver_by whose D comes from the clock of SPEC 3 (within_seconds)."""
+    return state.kind == DELIVER_BY and state.promise.data.terms.within_seconds is not UNSET  # type: ignore[union-attr]
+
+
 def _fold_deliver_by(state: PromiseState, obs: DeliveryObserved, data: object, t: float) -> bool:
-    if type(data) is not Delivered:
+    cls = type(data)
+    if cls is Paused or cls is Resumed:
+        # only a within_seconds clock stops; earlier than the promise, nothing to stop
+        if t < state.issued or not clocked(state):
+            return False
+        mark = (t, obs.id, cls is Paused)
+        if state.marks is None:
+            state.marks = [mark]
+        else:
+            bisect.insort(state.marks, mark)
+        return True
+    if cls is not Delivered:
         return False
     seen = Seen(t, obs.id, obs.source, "delivered")
     if _earlier(seen, state.first):

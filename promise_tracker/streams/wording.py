@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from msgspec import UNSET
+
 from promise_tracker.schemas.models import (
     ChannelsData,
     DeadlineData,
@@ -38,6 +40,16 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _deliver_by(state: PromiseState, data: DeliverByData) -> str:
+    terms = data.terms
+    if terms.within_seconds is UNSET:
+        return f"delivered by {at(terms.due_at.timestamp())}"  # type: ignore[union-attr]
+    hours = "round-the-clock" if terms.calendar is UNSET else f"{terms.calendar!r} business"
+    due = state.close_time
+    when = f"due {at(due)}" if due is not None else "paused: no due time"
+    return f"delivered within {_seconds(terms.within_seconds)} of {hours} time ({when})"
+
+
 def describe(state: PromiseState, finding: Finding) -> tuple[str, str]:
     """(expected, observed) for a finding about this promise."""
     data = state.promise.data
@@ -61,7 +73,7 @@ def describe(state: PromiseState, finding: Finding) -> tuple[str, str]:
             return expected, f"'{goal}' not reached by {at(finding.occurred_at)}"
         return expected, f"reached '{goal}' after {finding.count} page views at {at(seen.time)}"
     if isinstance(data, DeliverByData):
-        expected = f"delivered by {at(data.terms.due_at.timestamp())}"
+        expected = _deliver_by(state, data)
         if seen is None:
             return expected, f"nothing delivered by {at(finding.occurred_at)}"
         return expected, f"delivered at {at(seen.time)}"

@@ -100,6 +100,7 @@ class Worker:
         self.outputs = {
             "violations": settings.violations,
             "outcomes": settings.outcomes,
+            "warnings": settings.warnings,
             "dlq": settings.dlq,
         }
         static = {"group.instance.id": settings.instance} if settings.instance else {}

@@ -59,3 +59,34 @@ def differences(
 
 def _brief(v: dict) -> str:
     return f"{v['promise_id']} {v['reason']} at {v['occurred_at']}"
+
+
+def final_warnings(emissions: list[dict]) -> dict[str, dict]:
+    """The last emission per warning id, retracted ones dropped (the v2 README's rule)."""
+    last: dict[str, dict] = {}
+    for record in emissions:
+        last[record["warning_id"]] = record
+    return {wid: w for wid, w in last.items() if w["state"] != "retracted"}
+
+
+def warning_differences(got_emissions: list[dict], want: list[dict]) -> list[str]:
+    """Equal state, label and outcome, and the same warn_at within 0.001 s (v2 README)."""
+    problems: list[str] = []
+    got = final_warnings(got_emissions)
+    expected = {w["warning_id"]: w for w in want}
+    for wid in sorted(set(expected) - set(got)):
+        problems.append(f"missing warning {wid} {expected[wid]}")
+    for wid in sorted(set(got) - set(expected)):
+        problems.append(f"unexpected warning {wid} {got[wid]['promise_id']} {got[wid]['state']}")
+    for wid in sorted(set(got) & set(expected)):
+        mine, theirs = got[wid], expected[wid]
+        for key in ("promise_id", "state", "label", "outcome"):
+            if mine.get(key) != theirs.get(key):
+                problems.append(f"{wid} {key}: got {mine.get(key)!r}, want {theirs.get(key)!r}")
+        if abs(mine["warn_at"] - theirs["warn_at"]) > 0.001:
+            problems.append(f"{wid} warn_at: got {mine['warn_at']}, want {theirs['warn_at']}")
+        for key in ("due_at", "time_left"):
+            a, b = mine.get(key), theirs.get(key)
+            if (a is None) != (b is None) or (b is not None and abs(a - b) > 0.001):
+                problems.append(f"{wid} {key}: got {a!r}, want {b!r}")
+    return problems

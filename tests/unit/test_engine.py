@@ -72,17 +72,22 @@ def test_orphan_flood_is_capped():
     assert len(r.engine._orphan_ids) == 10
 
 
-def test_too_late_beyond_retention():
+def test_too_late_beyond_retention_only_when_its_promise_is_not_held():
+    """SPEC v2 1.3: an old observation of a promise still held applies; one whose promise
+    is not held and is older than the watermark minus the retention is too late."""
     config = EngineConfig(retention=3600)
     r = run(
         [
             deliver_by(due_h=200),
             observe("clock", "p", "page_reached", ts(10), page="x"),
             observe("old", "p", "delivered", ts(8.5)),
+            observe("stray", "gone", "delivered", ts(8.5)),
         ],
         config=config,
     )
     assert reasons(r) == ["too_late"]
+    assert r.out.rejects[0].event_id == "stray"
+    assert r.engine.promises["p"].status == "kept"
 
 
 def test_late_events_are_applied_and_counted():
