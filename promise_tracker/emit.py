@@ -12,6 +12,12 @@
             id="obs-1", source="prestige/shop", promise_id="card-2026-0042",
             kind="deadline_enforced", time="2026-10-31T09:00:00-05:00",
         )
+        # v2: "we reply within 8 business hours", and the clock stopped while we wait
+        emit.issue_promise(
+            id="ticket-7", source="support/eu", kind="deliver_by", channel="email",
+            terms={"within_seconds": 8 * 3600, "calendar": "support-eu"},
+        )
+        emit.observe_delivery(promise_id="ticket-7", source="support/eu", kind="paused")
 
 Every event is validated against the contract before it is sent: invalid input raises
 ``InvalidEvent`` naming the field and the fix, and nothing is sent. The producer is

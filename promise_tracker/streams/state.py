@@ -183,15 +183,19 @@ def _fold_max_steps(state: PromiseState, obs: DeliveryObserved, data: object, t:
     view = (t, obs.id)
     if state.views is None:
         state.views = [view]
+        position = 0
     else:
-        bisect.insort(state.views, view)  # sorted: steps to the goal are one bisect
+        position = bisect.bisect(state.views, view)  # sorted: steps to the goal are one bisect
+        state.views.insert(position, view)
     g = state.first
-    if data.value.page == state.promise.data.terms.goal:  # type: ignore[union-attr]
+    terms = state.promise.data.terms
+    if data.value.page == terms.goal:  # type: ignore[union-attr]
         seen = Seen(t, obs.id, obs.source, data.value.page)
         if _earlier(seen, g):
             state.first = seen
             return True
-    return g is not None and view <= (g.time, g.id)  # counts toward the steps to the goal
+    # it counts toward the steps to the goal, or moves the N-th view (the steps warning)
+    return (g is not None and view <= (g.time, g.id)) or position < terms.max_steps  # type: ignore[union-attr]
 
 
 def clocked(state: PromiseState) -> bool:

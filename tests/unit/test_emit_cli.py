@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from promise_tracker.cli import _duration, _too_old
-from promise_tracker.emit import DeliveryFailed, Emitter
+from promise_tracker.emit import DeliveryFailed, Emitter, InvalidEvent
 from promise_tracker.retime import latest_time, shift, shift_lines
 from promise_tracker.runtime.kafka import kafka_config
 from promise_tracker.runtime.settings import Settings
@@ -114,3 +114,36 @@ def test_the_old_events_warning_says_how_many_and_what_to_do():
         "the file spans 29.0 days, more than the retention: run the worker "
         "with PROMISE_TRACKER_RETENTION=30d or more"
     )
+
+
+def test_the_sdk_takes_the_v2_forms_and_names_the_field_of_a_bad_one():
+    """issue_promise with within_seconds and a calendar, observe_delivery paused/resumed;
+    a calendar beside due_at is refused before anything is sent, naming data.terms."""
+    emitter = Emitter(Settings(kafka=CLOSED))
+    emitter.issue_promise(
+        id="ticket-1",
+        source="support/eu",
+        kind="deliver_by",
+        channel="email",
+        terms={"within_seconds": 28800, "calendar": "support-eu"},
+        text="We reply within 8 business hours",
+        time="2026-04-03T17:30:00+02:00",
+    )
+    for kind in ("paused", "resumed"):
+        emitter.observe_delivery(promise_id="ticket-1", source="support/eu", kind=kind)
+    assert emitter.sent == 3
+    with pytest.raises(InvalidEvent) as bad:
+        emitter.issue_promise(
+            id="ticket-2",
+            source="support/eu",
+            kind="deliver_by",
+            channel="email",
+            terms={"due_at": "2026-04-07T17:30:00+02:00", "calendar": "support-eu"},
+        )
+    assert str(bad.value).count("\n") == 0
+    assert "data.terms" in str(bad.value) and "calendar goes only with within_seconds" in str(
+        bad.value
+    )
+    assert emitter.sent == 3
+    with pytest.raises(DeliveryFailed):
+        emitter.flush(timeout=0.5)
