@@ -54,6 +54,7 @@ def _replay(args: argparse.Namespace) -> int:
             progress=None if not args.quiet else False,
             tap=None if sink is None else _tap(sink, subject_key),
             warnings=None if args.warnings is None else Path(args.warnings),
+            in_file_order=args.in_file_order,
         )
         if sink is not None:
             sink.flush()
@@ -348,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--calendars", metavar="FILE.toml", help="business calendars (docs/calendars.md)"
+    )
+    replay.add_argument(
+        "--in-file-order",
+        action="store_true",
+        help="apply the lines as they come (as live arrival would), not in event-time order",
     )
     replay.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     replay.set_defaults(run=_replay)

@@ -41,4 +41,5 @@ class Alertmanager:
         """The alerts it holds as firing (a resolved one is not listed), by violation id."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
             alerts = orjson.loads(response.read())
-        return {a["labels"]["violation_id"]: a for a in alerts}
+        # violation alerts only: PromiseAtRisk alerts carry a warning_id instead
+        return {a["labels"]["violation_id"]: a for a in alerts if "violation_id" in a["labels"]}

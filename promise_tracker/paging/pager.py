@@ -1,5 +1,6 @@
 """Pages through Prometheus Alertmanager: a background thread posting the worker's violations
-to ``{alertmanager_url}/api/v2/alerts``, under the lifetime rules of paging/alerts.py.
+and at-risk warnings to ``{alertmanager_url}/api/v2/alerts``, under the lifetime rules of
+paging/alerts.py.
 
 The worker only calls ``offer`` (cheap, never blocks on the network); an Alertmanager outage
 must neither stop the pipeline nor lose a page:
@@ -31,10 +32,9 @@ from http.client import HTTPException
 
 import orjson
 
-from promise_tracker.paging.alerts import Alert, Lifetime
+from promise_tracker.paging.alerts import Alert, Lifetime, Paged
 from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.schemas.models import ViolationRecord
 
 log = logging.getLogger("promise_tracker.pager")
 
@@ -87,8 +87,8 @@ class Pager:
         log.info("paging through Alertmanager at %s", self.url)
         return self
 
-    def offer(self, record: ViolationRecord, partition: int) -> None:
-        """One emission of the violations topic, after it was produced."""
+    def offer(self, record: Paged, partition: int) -> None:
+        """One emission of the violations or the warnings topic, after it was produced."""
         with self._wake:
             posts = self.lifetime.offer(record, partition, self.clock())
             if not posts:

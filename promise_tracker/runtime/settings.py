@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 from promise_tracker.errors import SettingsError
+from promise_tracker.streams.risk import DEFAULT_WARN_AT, warn_fractions
 
 PREFIX = "PROMISE_TRACKER_"
 _UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -115,6 +116,11 @@ class EngineSettings:
     orphan_ttl: float = 86400.0  # how long an observation waits for its promise
     max_orphans: int = 100_000  # per partition; beyond it the oldest orphan is rejected
     max_future: float = 300.0  # how far ahead of the wall clock an event may be
+    # the business calendars of SPEC 2.1 (a TOML file), read once when the worker starts;
+    # none: a within_seconds promise that names a calendar is rejected unknown_calendar
+    calendars: str = ""
+    # at-risk warnings (SPEC 4.1) at these fractions of the way to a deliver_by's due time
+    warn_at: str = DEFAULT_WARN_AT
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,8 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class PagingSettings:
-    """Paging (paging/pager.py): the worker posts active violations to this Alertmanager
-    (http://host:9093); no URL: no paging."""
+    """Paging (paging/pager.py): the worker posts active violations and at-risk warnings to
+    this Alertmanager (http://host:9093); no URL: no paging."""
 
     alertmanager_url: str = ""
     alert_resend: float = 60.0  # seconds between re-sends of every firing alert
@@ -247,6 +253,10 @@ class Settings(
         for name in ("alert_resend", "alert_hold"):
             if getattr(settings, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}: expected a duration above 0")
+        try:
+            warn_fractions(settings.warn_at)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}WARN_AT={settings.warn_at!r}: {exc}") from None
         return _check_kafka_security(settings)
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

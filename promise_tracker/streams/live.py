@@ -45,14 +45,15 @@ class Clocks(Struct):
 
 
 class Output(NamedTuple):
-    """One message to send: ``stream`` is violations, warnings, outcomes or dlq. A violation carries
-    its record too, so that the worker can page without decoding what it encoded."""
+    """One message to send: ``stream`` is violations, warnings, outcomes or dlq. A violation or
+    a warning carries its record too, so that the worker can page without decoding what it
+    encoded."""
 
     stream: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None
-    record: ViolationRecord | None = None
+    record: ViolationRecord | WarningRecord | None = None
 
 
 # MessagePack: a topic not read yet has a time of -inf, which JSON cannot carry
@@ -120,7 +121,9 @@ class Outbox:
         )
 
     def warning(self, record: WarningRecord) -> None:
-        self.messages.append(Output("warnings", record.warning_id.encode(), warning_event(record)))
+        self.messages.append(
+            Output("warnings", record.warning_id.encode(), warning_event(record), None, record)
+        )
 
     def outcome(self, state: PromiseState) -> None:
         record = outcome_record(state)

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 import msgspec
 
 from promise_tracker.errors import UsageError
-from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord, WarningRecord
+from promise_tracker.schemas.models import Event, OutcomeRecord, ViolationRecord, WarningRecord
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
 from promise_tracker.streams.engine import Engine, EngineConfig, Stats
+from promise_tracker.streams.ordering import by_event_time_parsed
 from promise_tracker.streams.records import outcome_record, reject_record
 from promise_tracker.streams.state import PromiseState
 
@@ -107,6 +108,7 @@ def replay(
     progress: bool | None = None,
     tap: Tap | None = None,
     warnings: Path | None = None,
+    in_file_order: bool = False,
 ) -> ReplaySummary:
     """Run the engine over the inputs and write the output files (and give every result to
     ``tap`` too, when there is one); warnings are written when ``warnings`` is given."""
@@ -126,7 +128,9 @@ def replay(
             files[0], files[1], files[2], tap, files[3] if warnings is not None else None
         )
         engine = Engine(config, listener, clock=time.time)
-        lines, blank = drive(engine, _lines(inputs, progress), lateness)
+        lines, blank = drive(
+            engine, _lines(inputs, progress), lateness, in_file_order=in_file_order
+        )
         engine.finish()
         for state in engine.states():
             listener.write_outcome(state)
@@ -145,32 +149,61 @@ def drive(
     lines: Iterable[tuple[str, int, bytes]],
     lateness: float,
     now: float | None = None,
+    in_file_order: bool = True,
+    tmpdir: str | None = None,
 ) -> tuple[int, int]:
     """The hot loop: parse, apply, move the watermark. Returns (lines, blank lines).
 
     ``lines`` are (file name, line number, bytes); ``now`` is only for tests of live checks.
+    Unless ``in_file_order``, the valid events are applied in event-time order (SPEC 5): a
+    stable sort, spilled to ``tmpdir`` when the input is larger than a run
+    (streams/ordering.py); lines that fail to parse are rejected as they are read.
     """
     if engine.config.lateness != lateness:
         engine.config = dataclasses.replace(engine.config, lateness=lateness)
-    process, advance, refuse = engine.process, engine.advance, engine.refuse
+    counts = [0, 0]
+    events = _parsed(engine, lines, counts)
+    if not in_file_order:
+        events = by_event_time_parsed(events, _reparse, tmpdir=tmpdir)
+    process, advance = engine.process, engine.advance
     latest = -float("inf")
-    count = blank = 0
-    for name, number, line in lines:
-        count += 1
-        if not line or line.isspace():
-            blank += 1
-            continue
-        origin = (name, number)
-        event = parse(line, origin)
-        if type(event) is Reject:
-            refuse(event)
-            continue
+    for _, line, origin, event in events:
         t = process(event, line, origin, now)
         if t is not None:
             if t > latest:
                 latest = t
             advance(latest - lateness)
-    return count, blank
+    return counts[0], counts[1]
+
+
+def _parsed(
+    engine: Engine, lines: Iterable[tuple[str, int, bytes]], counts: list[int]
+) -> Iterator[tuple[float, bytes, tuple[str, int], Event]]:
+    """(time, line, origin, event) of every valid line; the others are rejected here and
+    ``counts`` gets [lines, blank lines]."""
+    refuse = engine.refuse
+    count = blank = 0
+    try:
+        for name, number, line in lines:
+            count += 1
+            if not line or line.isspace():
+                blank += 1
+                continue
+            origin = (name, number)
+            event = parse(line, origin)
+            if type(event) is Reject:
+                refuse(event)
+                continue
+            yield event.time.timestamp(), line, origin, event
+    finally:
+        counts[0], counts[1] = count, blank
+
+
+def _reparse(line: bytes, origin: tuple[str, int]) -> Event:
+    """A spilled line parsed again after the merge (it parsed before, so it is an Event)."""
+    event = parse(line, origin)
+    assert type(event) is not Reject
+    return event
 
 
 def _lines(inputs: list[Path], progress: bool | None) -> Iterator[tuple[str, int, bytes]]:

@@ -35,23 +35,25 @@ from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from promise_tracker.errors import BrokerRefused
+from promise_tracker.calendars import load_calendars
+from promise_tracker.errors import BrokerRefused, CalendarError
 from promise_tracker.runtime.kafka import failed, kafka_config, producer_config
-from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.settings import PREFIX, Settings
 from promise_tracker.runtime.topics import DLQ_MAX_BYTES
-from promise_tracker.schemas.models import ViolationRecord
+from promise_tracker.schemas.models import ViolationRecord, WarningRecord
 from promise_tracker.streams.changelog import Changelog
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.live import SHRUNK_BYTES, Output, Partition, shrink
+from promise_tracker.streams.risk import warn_fractions
 from promise_tracker.streams.worker_metrics import WorkerCounts
 
 log = logging.getLogger("promise_tracker.worker")
 
 
 class AlertOutput(Protocol):
-    """Where the worker hands its violations for paging (paging/pager.py ``Pager``), given
-    by the composition root; its figures are read by the worker's metrics (read only: the
-    pager computes three of them as properties)."""
+    """Where the worker hands its violations and at-risk warnings for paging
+    (paging/pager.py ``Pager``), given by the composition root; its figures are read by
+    the worker's metrics (read only: the pager computes three of them as properties)."""
 
     sent: int
     failed_posts: int
@@ -67,7 +69,7 @@ class AlertOutput(Protocol):
 
     def start(self) -> Any: ...
 
-    def offer(self, record: ViolationRecord, partition: int) -> None: ...
+    def offer(self, record: ViolationRecord | WarningRecord, partition: int) -> None: ...
 
     def forget(self, partitions: Iterable[int]) -> None: ...
 
@@ -75,12 +77,21 @@ class AlertOutput(Protocol):
 
 
 def engine_config(settings: Settings) -> EngineConfig:
+    """The engine's knobs from the settings. Reads the calendars file, once per call (the
+    worker calls this once, at start): a file it cannot use raises ``CalendarError``, one
+    line naming the setting, the file, the calendar and the field."""
+    try:
+        calendars = load_calendars(settings.calendars) if settings.calendars else {}
+    except CalendarError as exc:
+        raise CalendarError(f"{PREFIX}CALENDARS: {exc}") from None
     return EngineConfig(
         retention=settings.retention,
         orphan_ttl=settings.orphan_ttl,
         max_orphans=settings.max_orphans,
         max_future=settings.max_future,
         lateness=settings.lateness,
+        calendars=calendars,
+        warn_at=warn_fractions(settings.warn_at),  # checked by Settings.from_env
     )
 
 
@@ -135,7 +146,8 @@ class Worker:
         self.changelog = Changelog(settings.changelog)  # written at every checkpoint
         self._outbox: list[Output] = []  # sent once the batch's state is on the broker
         self._refused: list[str] = []
-        self._alerts: list[tuple[ViolationRecord, int]] = []  # offered once sent
+        # violations and warnings, offered to the pager once sent
+        self._alerts: list[tuple[ViolationRecord | WarningRecord, int]] = []
         self.pager = pager  # None: no paging
         self._stop = False
         self.counts = WorkerCounts(self.inputs)  # read by streams/worker_metrics.py at scrape time
@@ -249,7 +261,7 @@ class Worker:
         2. the changelog records, produced and, when there were any, flushed: the state is
            on the broker before anything it caused;
         3. the outputs that state caused, produced; then the pager is offered the
-           violations among them (after their records, like the topic);
+           violations and warnings among them (after their records, like the topics);
         4. (commit) the outputs flushed and the input offsets committed: asynchronously,
            or waiting for the broker's answer (``wait``: before a revoke or a close).
 
@@ -377,7 +389,7 @@ class Worker:
         self.positions.clear()
         for tp in revoked:
             self.counts.retire(self.partitions, tp.partition)
-        if self.pager is not None:  # the new owner says their violations again
+        if self.pager is not None:  # the new owner says their violations and warnings again
             self.pager.forget(tp.partition for tp in revoked)
 
     def _lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:

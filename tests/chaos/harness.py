@@ -471,11 +471,13 @@ def chaos_pager(tmp: Path) -> Alertmanager:
 
 
 def firing(am: Alertmanager) -> list[dict]:
-    """Every alert Alertmanager holds unresolved, silenced, inhibited or not yet processed
-    alike (a resolved one, or one past its endsAt, is not listed)."""
+    """Every violation alert Alertmanager holds unresolved, silenced, inhibited or not yet
+    processed alike (a resolved one, or one past its endsAt, is not listed); at-risk
+    warnings are other alerts."""
     query = "active=true&silenced=true&inhibited=true&unprocessed=true"
     with urllib.request.urlopen(f"{am.url}/api/v2/alerts?{query}", timeout=10) as response:
-        return orjson.loads(response.read())
+        alerts = orjson.loads(response.read())
+    return [a for a in alerts if a["labels"].get("alertname") == ALERTNAME]
 
 
 def received(am: Alertmanager) -> dict[str, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.compare import differences, read_jsonl
+from tests.conformance.compare import differences, read_jsonl, warning_differences
 from tests.support import CASES, PUBLISHED, ROOT
 
 NAMES = ["rules", "stream-local", "stream-shuffled"]
@@ -32,6 +32,24 @@ def replay(inputs: list[Path], out: Path) -> tuple[list[dict], list[dict], list[
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return tuple(read_jsonl(paths[name]) for name in ("violations", "outcomes", "rejects"))
+
+
+V2 = CASES / "v2"
+
+
+def replay_v2(
+    inputs: list[Path], out: Path, *options: str
+) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """The v2 README's command: calendars, warnings at 0.75."""
+    names = ("violations", "outcomes", "rejects", "warnings")
+    paths = {name: out / f"{name}.jsonl" for name in names}
+    command = [sys.executable, "-m", "promise_tracker.cli", "replay", *map(str, inputs)]
+    command += ["--calendars", str(V2 / "calendars.toml"), "--warn-at", "0.75", *options]
+    for name, path in paths.items():
+        command += [f"--{name}", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return tuple(read_jsonl(paths[name]) for name in names)  # type: ignore[return-value]
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -79,6 +97,24 @@ def test_published_case(name: str, tmp_path: Path):
     )
     assert problems == [], "\n".join(problems[:20])
     assert rejects and all(r["reason"] and r["message"] and "line" in r for r in rejects)
+
+
+@pytest.mark.parametrize("order", [[], ["--in-file-order"]], ids=["event-time", "file-order"])
+def test_published_v2_case(order: list[str], tmp_path: Path):
+    """Calendars, pauses, unknown_calendar and warnings (SPEC v2), in both replay orders."""
+    violations, outcomes, rejects, warnings = replay_v2([V2 / "rules-v2.jsonl"], tmp_path, *order)
+    problems = differences(
+        violations,
+        outcomes,
+        read_jsonl(V2 / "rules-v2.expected-violations.jsonl"),
+        read_jsonl(V2 / "rules-v2.expected-outcomes.jsonl"),
+    )
+    problems += warning_differences(warnings, read_jsonl(V2 / "rules-v2.expected-warnings.jsonl"))
+    assert problems == [], "\n".join(problems[:20])
+    assert sorted((r["event_id"], r["reason"]) for r in rejects) == [
+        ("bad-calendar-with-due", "invalid_event"),
+        ("unknown-calendar", "unknown_calendar"),
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -6,9 +6,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from promise_tracker.calendars import load_calendars
 from promise_tracker.schemas.models import OBSERVATION_KINDS, PROMISE_KINDS
-from promise_tracker.streams.engine import Engine
-from tests.support import observe, promise, run, ts
+from promise_tracker.streams.engine import Engine, EngineConfig
+from promise_tracker.streams.risk import warn_fractions
+from tests.support import CASES, observe, promise, run, ts
 
 HOURS = st.floats(min_value=0, max_value=20, allow_nan=False).map(lambda h: round(h, 2))
 PAGES = st.sampled_from(["home", "login", "pose"])
@@ -16,12 +18,25 @@ CHANNELS = st.sampled_from(["phone", "mail", "web"])
 # with lateness, decided promises can reopen (a late cancellation uncounts their deciding
 # observation while the watermark is still short of T): absence rules must still fire
 LATENESS = st.sampled_from([0.0, 1800.0, 4 * 3600.0])
+# v2: the published calendars (business hours, a DST night window, round the clock), and two
+# warning points
+CONFIG = EngineConfig(
+    calendars=load_calendars(CASES / "v2" / "calendars.toml"),
+    warn_at=warn_fractions("0.5,0.75"),
+)
+CALENDARS = st.sampled_from([None, "support-eu", "ops-ny", "always-lon"])
 
 
 @st.composite
 def promises(draw, pid: str) -> dict:
-    kind = draw(st.sampled_from(PROMISE_KINDS))
+    kind = draw(st.sampled_from((*PROMISE_KINDS, "within")))
     at, close = sorted(draw(st.lists(HOURS, min_size=2, max_size=2)))
+    if kind == "within":  # deliver_by on a clock (SPEC v2 3)
+        terms: dict = {"within_seconds": draw(st.sampled_from([600, 3600, 4 * 3600, 9 * 3600]))}
+        calendar = draw(CALENDARS)
+        if calendar is not None:
+            terms["calendar"] = calendar
+        return promise(pid, "deliver_by", terms, at=ts(at))
     extra = {"expires_at": ts(close)} if draw(st.booleans()) else {}
     terms = {
         "deadline": {"open_until": ts(close)},
@@ -56,21 +71,28 @@ def streams(draw) -> list[dict]:
     return events
 
 
-def final_state(events: list[dict], lateness: float = 0.0) -> tuple[dict, dict, list]:
-    r = run(events, lateness=lateness)
+def final_state(events: list[dict], lateness: float = 0.0) -> tuple[dict, dict, list, dict]:
+    r = run(events, lateness=lateness, config=CONFIG)
     r.engine.finish()
     assert r.engine.stats.active == len(r.out.active())  # the running count stays true
     return summary(r.engine, r.out)
 
 
-def summary(engine: Engine, out) -> tuple[dict, dict, list]:
+def summary(engine: Engine, out) -> tuple[dict, dict, list, dict]:
     active = {
         vid: (v.reason, v.occurred_at, v.excess, v.unit, v.observation_id)
         for vid, v in out.active().items()
     }
     outcomes = {pid: (s.status, s.closed_at) for pid, s in engine.promises.items()}
     rejected = sorted((str(r.reason), r.event_id) for r in out.rejects)
-    return active, outcomes, rejected
+    last = {w.warning_id: w for w in out.warnings}
+    warnings = {
+        wid: (w.label, round(w.warn_at, 3), w.state, w.outcome, w.due_at)
+        for wid, w in last.items()
+        if w.state != "retracted"
+    }
+    assert engine.stats.at_risk == sum(w[2] == "active" for w in warnings.values())
+    return active, outcomes, rejected, warnings
 
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

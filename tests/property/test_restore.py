@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
-from promise_tracker.streams.engine import Engine, EngineConfig
+from promise_tracker.streams.engine import Engine
 from promise_tracker.streams.snapshot import decode_entry, encode_entry
-from tests.property.strategies import FAST, LATENESS, final_state, streams, summary
+from tests.property.strategies import CONFIG, FAST, LATENESS, final_state, streams, summary
 from tests.support import Collected, line
 
 INF = float("inf")
@@ -22,7 +22,7 @@ def crashing_run(
     crashes: list[tuple[int, bool]],
     batch: int,
     commit_every: int,
-) -> tuple[dict, dict, list]:
+) -> tuple[dict, dict, list, dict]:
     """Drive the engine as the worker does, crashing it at the given positions.
 
     Every ``batch`` events the worker persists the entries changed in the batch and then
@@ -36,12 +36,13 @@ def crashing_run(
     raws = [line(event) for event in events]
     out = Collected()  # the engine's listener: emissions wait there until sent
     topic: list = []  # the output topic
+    warnings_topic: list = []
     store: dict[str, bytes] = {}
     changed: dict[str, bytes | None] = {}
     max_time = stored_max = -INF
 
     def fresh() -> Engine:
-        engine = Engine(EngineConfig(), out, clock=lambda: 0.0)
+        engine = Engine(CONFIG, out, clock=lambda: 0.0)
         engine.dirty = set()
         return engine
 
@@ -58,6 +59,8 @@ def crashing_run(
     def send() -> None:
         topic.extend(out.emissions)
         out.emissions.clear()
+        warnings_topic.extend(out.warnings)
+        out.warnings.clear()
 
     engine = fresh()
     position = committed = batches = 0
@@ -68,6 +71,7 @@ def crashing_run(
             if halfway:  # the batch's state was persisted, its emissions not sent
                 persist()
             out.emissions.clear()
+            out.warnings.clear()
             changed.clear()
             engine = fresh()
             max_time = stored_max
@@ -98,9 +102,9 @@ def crashing_run(
     engine.finish()
     persist()
     send()
-    out.emissions = topic
-    active, outcomes, rejected = summary(engine, out)
-    return active, outcomes, sorted(set(rejected))
+    out.emissions, out.warnings = topic, warnings_topic
+    active, outcomes, rejected, warnings = summary(engine, out)
+    return active, outcomes, sorted(set(rejected)), warnings
 
 
 CRASHES = st.lists(st.tuples(st.integers(0, 16), st.booleans()), max_size=4)
@@ -114,11 +118,12 @@ def test_crash_and_restore_end_where_an_uninterrupted_run_ends(data):
     crashes = data.draw(CRASHES)
     batch = data.draw(st.integers(1, 4))
     commit_every = data.draw(st.integers(1, 3))
-    active, outcomes, rejected = final_state(events, lateness)
+    active, outcomes, rejected, warnings = final_state(events, lateness)
     assert crashing_run(events, lateness, crashes, batch, commit_every) == (
         active,
         outcomes,
         sorted(set(rejected)),
+        warnings,
     )
 
 
@@ -126,7 +131,7 @@ def test_crash_and_restore_end_where_an_uninterrupted_run_ends(data):
 @given(streams())
 def test_entries_round_trip_through_json(events):
     out = Collected()
-    engine = Engine(EngineConfig(), out, clock=lambda: 0.0)
+    engine = Engine(CONFIG, out, clock=lambda: 0.0)
     engine.dirty = set()
     for number, raw in enumerate(map(line, events)):
         event = parse(raw)

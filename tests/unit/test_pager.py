@@ -14,7 +14,9 @@ import pytest
 
 from promise_tracker.paging.alerts import Lifetime
 from promise_tracker.paging.pager import Pager
+from promise_tracker.streams.wording import at
 from tests.records import paged_violation
+from tests.unit.test_alerts import paged_warning
 
 
 class Receiver(ThreadingHTTPServer):
@@ -33,7 +35,8 @@ class Receiver(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def firing(self) -> set[str]:
-        return {a["labels"]["violation_id"] for a in self.alerts}
+        """The ids (violation or warning) of every alert it took."""
+        return {a["labels"].get("violation_id") or a["labels"]["warning_id"] for a in self.alerts}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -154,3 +157,23 @@ def test_close_sends_what_is_pending_and_does_not_hang_when_nobody_answers(recei
     started = time.monotonic()
     down.close(timeout=0.5)
     assert time.monotonic() - started < 3
+
+
+def test_warnings_are_posted_beside_violations_and_their_resolution_too(receiver):
+    p = pager(receiver.url, resend=60)
+    clock = p.clock()
+    try:
+        p.offer(paged_violation("v"), 0)
+        p.offer(paged_warning("w"), 0)
+        assert wait(lambda: receiver.firing() == {"v", "w"})
+        assert p.active_count == 2
+        [warning] = [a for a in receiver.alerts if a["labels"]["alertname"] == "PromiseAtRisk"]
+        assert warning["labels"]["severity"] == "warning"
+        assert warning["endsAt"] > at(clock)  # firing
+        p.offer(paged_warning("w", state="resolved", detected_at=clock), 0)
+        assert wait(lambda: len(receiver.alerts) == 3)
+        resolved = receiver.alerts[-1]
+        assert (resolved["labels"]["warning_id"], resolved["endsAt"]) == ("w", at(clock))
+        assert p.active_count == 1  # the violation fires on
+    finally:
+        p.close()

@@ -1,0 +1,266 @@
+"""At-risk warnings (SPEC 4.1) from the live worker on the real broker: over the v2
+conformance stream, with its business calendars (PROMISE_TRACKER_CALENDARS) and warn-at 0.75,
+the last warning per id on promises.warnings is the replay's, also across SIGKILLs; active
+warnings page the real Alertmanager as PromiseAtRisk, routed to chat; and a calendars file the
+worker cannot use stops it at start with one line."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from promise_tracker.runtime.settings import Settings
+from promise_tracker.runtime.topics import ensure_topics
+from promise_tracker.streams.records import read_jsonl
+from tests.alertmanager import Alertmanager
+from tests.live import TopicReader, WorkerProcess, fresh_settings, last_by_key, wait_for
+from tests.streams import QUIET, send
+from tests.support import CASES, ROOT
+
+V2 = CASES / "v2"
+STREAM = V2 / "rules-v2.jsonl"
+CALENDARS = V2 / "calendars.toml"
+WARN_AT = "0.75"
+PARTITIONS = 4
+# The stream's last event (the promise "clock") sets the replay's final watermark W
+W = "2026-11-04T15:30:00Z"
+
+Final = dict[str, dict[str, Any]]
+
+
+def v2_stream(tmp_path: Path) -> Path:
+    """rules-v2.jsonl, then for each partition a promise and its delivery at W, sent to that
+    partition by ``tests.streams.send``: each live partition's watermark (the smaller of its
+    two topics' latest event times) reaches W, and no further, as the replay's does. They are
+    kept and warn at nothing (due a month after W)."""
+    sentinels = []
+    for number in range(PARTITIONS):
+        pid = f"sentinel-0-p{number}"
+        sentinels += [
+            {
+                "specversion": "1.0",
+                "type": "promise.issued",
+                "source": "test/sentinel",
+                "id": pid,
+                "time": W,
+                "data": {
+                    "kind": "deliver_by",
+                    "channel": "web",
+                    "terms": {"due_at": "2026-12-04T15:30:00Z"},
+                },
+            },
+            {
+                "specversion": "1.0",
+                "type": "delivery.observed",
+                "source": "test/sentinel",
+                "id": f"{pid}-delivered",
+                "time": W,
+                "data": {"promise_id": pid, "kind": "delivered", "value": {}},
+            },
+        ]
+    path = tmp_path / "rules-v2-live.jsonl"
+    lines = STREAM.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([*lines, *map(orjson.dumps, sentinels)]) + b"\n")
+    return path
+
+
+def settings_for(kafka: str, **overrides: Any) -> Settings:
+    """The replay's watermark rules, live: no lateness, and no wall clock (the stream is in
+    the past: a quiet partition following the clock would move past W and decide more)."""
+    settings = fresh_settings(
+        kafka,
+        partitions=PARTITIONS,
+        lateness=0.0,
+        quiet=QUIET,
+        calendars=str(CALENDARS),
+        warn_at=WARN_AT,
+        **overrides,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+def final(records: Final) -> Final:
+    """SPEC 4.1: the last emission per id is the truth; a retracted warning is none."""
+    return {wid: r for wid, r in records.items() if r["state"] != "retracted"}
+
+
+def active(records: Final) -> Final:
+    return {vid: r for vid, r in records.items() if r["state"] == "active"}
+
+
+def replay(stream: Path, tmp_path: Path) -> dict[str, Any]:
+    """``promise-tracker replay`` of the same file with the same options."""
+    files = {name: tmp_path / f"replay-{name}.jsonl" for name in ("w", "v", "o", "r")}
+    subprocess.run(
+        [sys.executable, "-m", "promise_tracker.cli", "replay", str(stream), "--quiet"]
+        + ["--calendars", str(CALENDARS), "--warn-at", WARN_AT, "--warnings", str(files["w"])]
+        + ["--violations", str(files["v"]), "--outcomes", str(files["o"])]
+        + ["--rejects", str(files["r"])],
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+    def last(name: str, key: str) -> Final:
+        out = {}
+        for record in read_jsonl(files[name]):
+            record.pop("detected_at", None)
+            out[record[key]] = record
+        return out
+
+    return {
+        "warnings": final(last("w", "warning_id")),
+        "violations": active(last("v", "violation_id")),
+        "outcomes": last("o", "promise_id"),
+        "rejects": Counter(r["reason"] for r in read_jsonl(files["r"])),
+    }
+
+
+class LiveOutputs:
+    """The worker's output topics, read from the beginning, as an answer like ``replay``'s."""
+
+    def __init__(self, settings: Settings):
+        topics = (settings.warnings, settings.violations, settings.outcomes, settings.dlq)
+        self.readers = [TopicReader(settings.kafka, topic) for topic in topics]
+
+    def answer(self) -> dict[str, Any]:
+        for reader in self.readers:
+            reader.poll(0.2)
+        warnings, violations, outcomes, dlq = (r.messages for r in self.readers)
+        unique = {}  # at-least-once: a reject said again after a crash has the same origin
+        for message in dlq:
+            h = dict(message.headers())
+            unique[(h["topic"], h["partition"], h["offset"])] = h["reason"].decode()
+        return {
+            "warnings": final(last_by_key(warnings)),
+            "violations": active(last_by_key(violations)),
+            "outcomes": last_by_key(outcomes),
+            "rejects": Counter(unique.values()),
+        }
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+def assert_reaches(outputs: LiveOutputs, expected: dict[str, Any], worker: WorkerProcess) -> None:
+    wait_for(lambda: outputs.answer() == expected, 120, step=0.5)
+    got = outputs.answer()
+    assert worker.alive(), worker.tail()
+    warnings, want = got["warnings"], expected["warnings"]
+    differ = {
+        wid: (want.get(wid), warnings.get(wid))
+        for wid in want.keys() | warnings.keys()
+        if want.get(wid) != warnings.get(wid)
+    }
+    assert differ == {}, worker.tail()
+    for part in ("violations", "outcomes", "rejects"):
+        assert got[part] == expected[part], part
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    am = Alertmanager(tmp_path / "alertmanager")
+    yield am
+    am.stop()
+
+
+def at_risk_alerts(am: Alertmanager) -> dict[str, dict]:
+    """The PromiseAtRisk alerts it holds firing, by warning id."""
+    with urllib.request.urlopen(f"{am.url}/api/v2/alerts", timeout=5) as response:
+        alerts = orjson.loads(response.read())
+    return {
+        a["labels"]["warning_id"]: a for a in alerts if a["labels"]["alertname"] == "PromiseAtRisk"
+    }
+
+
+def test_live_warnings_are_the_replays_and_the_active_ones_page_to_chat(
+    kafka, tmp_path, alertmanager
+):
+    stream = v2_stream(tmp_path)
+    expected = replay(stream, tmp_path)
+    states = Counter(w["state"] for w in expected["warnings"].values())
+    assert states == {"resolved": 12, "active": 2}, states  # the conformance cases' answer
+    alertmanager.start()
+    settings = settings_for(kafka, alertmanager_url=alertmanager.url)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    outputs = LiveOutputs(settings)
+    try:
+        send(stream, settings)
+        assert_reaches(outputs, expected, worker)
+
+        warned = active(expected["warnings"])
+        assert wait_for(lambda: set(at_risk_alerts(alertmanager)) == set(warned), 20), worker.tail()
+        for wid, page in at_risk_alerts(alertmanager).items():
+            warning = warned[wid]
+            assert page["labels"] == {
+                "alertname": "PromiseAtRisk",
+                "service": warning["service"],
+                "channel": warning["channel"],
+                "kind": warning["kind"],
+                "label": "0.75",
+                "severity": "warning",
+                "warning_id": wid,
+            }
+            assert page["receivers"] == [{"name": "chat"}]  # never the pager
+            assert page["annotations"]["promise_id"] == warning["promise_id"]
+        by_promise = {
+            page["annotations"]["promise_id"]: page["annotations"]
+            for page in at_risk_alerts(alertmanager).values()
+        }
+        assert by_promise["eu-warn-active"]["time_left"] == "2 hours"
+        assert by_promise["due-warn-active"]["time_left"] == "1 hour 15 minutes"
+        assert by_promise["due-warn-active"]["due_at"] == "2026-11-04T16:30:00Z"
+    finally:
+        outputs.close()
+        worker.stop()
+
+
+def test_a_killed_worker_gives_the_same_warnings(kafka, tmp_path):
+    """SIGKILL while the stream arrives in parts (joining, restoring, mid-batch, idle);
+    after the last restart the warnings are still the replay's."""
+    stream = v2_stream(tmp_path)
+    expected = replay(stream, tmp_path)
+    settings = settings_for(kafka, instance="worker-a")
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    outputs = LiveOutputs(settings)
+    chance = random.Random(14)
+    try:
+        total = len(stream.read_bytes().splitlines())
+        parts = 4
+        for i in range(parts):
+            send(stream, settings, slice(total * i // parts, total * (i + 1) // parts))
+            worker.start()
+            time.sleep(chance.uniform(0.5, 3.0))
+            assert worker.alive(), worker.tail()
+            worker.kill()
+        worker.start()
+        assert_reaches(outputs, expected, worker)
+        assert worker.log.read_text().count("entries restored") > PARTITIONS  # restarts restored
+    finally:
+        outputs.close()
+        worker.stop()
+
+
+def test_a_calendars_file_the_worker_cannot_use_stops_it_at_start(kafka, tmp_path):
+    bad = tmp_path / "calendars.toml"
+    bad.write_text('[support-eu]\ntimezone = "Europe/Pariss"\nmon = ["09:00-18:00"]\n')
+    settings = fresh_settings(kafka, partitions=1, calendars=str(bad))
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    assert worker.process is not None
+    assert worker.process.wait(60) == 2  # a settings error (README "Exit codes")
+    lines = worker.log.read_text().splitlines()[1:]  # after "--- start 1"
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"promise-tracker worker: PROMISE_TRACKER_CALENDARS: {bad}: ")
+    assert "[support-eu] timezone" in lines[0]
