@@ -129,7 +129,7 @@ class Calendar:
             raise ValueError(f"advance: seconds must be >= 0, not {seconds!r}")
         if seconds == 0:
             return start
-        if self.is_always_open:
+        if self.is_always_open or math.isinf(seconds):
             return start + seconds
         remaining: float = seconds
         k = _slab_of(start)
@@ -145,7 +145,7 @@ class Calendar:
         while True:
             if k % CHUNK_SLABS == 0:
                 chunk = self._chunk_total(k // CHUNK_SLABS)
-                while chunk <= remaining:
+                while chunk < remaining:
                     closed_chunks = closed_chunks + 1 if chunk == 0 else 0
                     if closed_chunks > MAX_CLOSED_CHUNKS:
                         return math.inf

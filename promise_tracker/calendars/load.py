@@ -60,8 +60,8 @@ def load_calendars(path: str | Path) -> dict[str, Calendar]:
     for name, table in document.items():
         if not isinstance(table, dict):
             raise CalendarError(
-                f"{where}: {name} = {_show(table)}: a top-level value is not a calendar; "
-                f"put calendars in tables ([{name}] then timezone = ..., mon = [...])"
+                f"{where}: {name} = {_show(table)}: a value outside any calendar table; "
+                "put it under a [name] header (each table is one calendar)"
             )
         calendars[name] = _calendar(_Place(where, Path(path).parent, name), table)
     return calendars
@@ -105,7 +105,7 @@ def _zone(place: _Place, table: dict[str, Any]) -> ZoneInfo:
         place.fail(field, 'must be a string, an IANA zone name such as "Europe/Paris"')
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, e.g. Europe
         place.fail(field, 'unknown time zone; use an IANA zone name such as "Europe/Paris"')
 
 
@@ -182,7 +182,7 @@ def _ics(place: _Place, field: str, entry: Any) -> Any:
     except OSError as error:
         place.fail(
             field,
-            f"cannot be read ({error.strerror or error}: {file}); "
+            f"cannot be read ({error.strerror or error}: {file.absolute()}); "
             "give a path relative to the calendars file",
         )
     try:
@@ -249,7 +249,11 @@ def _ics_days(query: Any, year: int) -> Iterable[date]:
     """Every date of ``year`` in [DTSTART, DTEND) of an all-day event; timed ones close none."""
     first = date(year, 1, 1)
     after = date(year + 1, 1, 1) if year < date.max.year else date.max
-    for event in query.between(first, after):
+    try:
+        events = query.between(first, after)
+    except OverflowError:  # year 1: the expansion reaches before date.min; nothing closes
+        return
+    for event in events:
         start, end = event.start, event.end
         if isinstance(start, datetime) or isinstance(end, datetime):
             continue
