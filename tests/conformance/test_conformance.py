@@ -45,6 +45,7 @@ def replay_v2(
     paths = {name: out / f"{name}.jsonl" for name in names}
     command = [sys.executable, "-m", "promise_tracker.cli", "replay", *map(str, inputs)]
     command += ["--calendars", str(V2 / "calendars.toml"), "--warn-at", "0.75", *options]
+    # a later --warn-at in options wins (argparse keeps the last)
     for name, path in paths.items():
         command += [f"--{name}", str(path)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -115,6 +116,34 @@ def test_published_v2_case(order: list[str], tmp_path: Path):
         ("bad-calendar-with-due", "invalid_event"),
         ("unknown-calendar", "unknown_calendar"),
     ]
+
+
+OWN = Path(__file__).parent / "own"
+
+
+@pytest.mark.parametrize("order", [[], ["--in-file-order"]], ids=["event-time", "file-order"])
+def test_own_v2_case(order: list[str], tmp_path: Path):
+    """Our own hand-computed cases (tests/conformance/own/README.md): a late resume, a pause
+    after a cancellation, a late pause that takes back a violation and two warnings."""
+    violations, outcomes, rejects, warnings = replay_v2(
+        [OWN / "own-v2.jsonl"], tmp_path, *order, "--warn-at", "0.5, 0.75"
+    )
+    problems = differences(
+        violations,
+        outcomes,
+        read_jsonl(OWN / "own-v2.expected-violations.jsonl"),
+        read_jsonl(OWN / "own-v2.expected-outcomes.jsonl"),
+    )
+    problems += warning_differences(warnings, read_jsonl(OWN / "own-v2.expected-warnings.jsonl"))
+    assert problems == [], "\n".join(problems[:20])
+    assert rejects == []
+    if order:  # arrival order: what the late pause took back was said first, then retracted
+        taken_back = [w for w in warnings if w["promise_id"] == "pause-takes-back"]
+        assert [w["state"] for w in taken_back][-2:] == ["retracted", "retracted"]
+        assert [v["state"] for v in violations if v["promise_id"] == "pause-takes-back"] == [
+            "active",
+            "retracted",
+        ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
