@@ -9,13 +9,12 @@ the first ends, so nearly every record moves. It reports
 
 (a) records/s of ``by_event_time`` alone, over records already in a list: one run in
     memory, spilled runs merged in one pass, and spilled with ``fan_in=4`` (merged in tiers);
-(b) its cost inside a replay: ``replay()`` in this process in file order against the same
-    replay driven in event-time order by ``sorted_drive`` below (the sketch of how
-    ``replay.drive`` uses the sort); once on the two files, where the order changes what the
-    engine does (no late events, no too_late rejects), and once on the same events already
-    in time order in one file, where it does not: there the difference is the whole cost of
-    sorting. Then the sort's share before the engine: read, parse, sort and parse again,
-    less read and parse alone;
+(b) its cost inside a replay: ``replay()`` in this process with ``in_file_order=True``
+    against the default event-time order (best of ``--replay-repeat`` each); once on the
+    two files, where the order changes what the engine does (no late events, no too_late
+    rejects), and once on the same events already in time order in one file, where it does
+    not: there the difference is the whole cost of sorting. Then the sort's share before the
+    engine: read, parse, sort and parse again, less read and parse alone;
 (c) memory: the peak RSS of a process that reads, parses and sorts the small and the large
     input with the same run size, against one that only reads and parses (the floor): the
     sort's share must stay flat when the input grows tenfold.
@@ -29,7 +28,6 @@ printed and written to WORKDIR/ordering.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import random
 import sys
@@ -53,14 +51,13 @@ from promise_tracker.schemas.models import Event  # noqa: E402
 from promise_tracker.schemas.parse import parse  # noqa: E402
 from promise_tracker.schemas.reject import Reject  # noqa: E402
 from promise_tracker.streams import ordering  # noqa: E402
-from promise_tracker.streams import replay as replay_module  # noqa: E402
-from promise_tracker.streams.engine import Engine  # noqa: E402
 from promise_tracker.streams.ordering import by_event_time, by_event_time_parsed  # noqa: E402
+from promise_tracker.streams.replay import replay as run_replay  # noqa: E402
 
 Origin = tuple[str, int]
 
 
-# --- how replay.drive uses the sort ----------------------------------------------------------
+# --- parsing again after a spill ----------------------------------------------------------
 
 
 def reparse(line: bytes, origin: object) -> Event:
@@ -69,43 +66,6 @@ def reparse(line: bytes, origin: object) -> Event:
     if type(event) is Reject:
         raise AssertionError(f"{origin}: valid when first read, rejected when read again")
     return event
-
-
-def sorted_drive(
-    engine: Engine,
-    lines: Iterable[tuple[str, int, bytes]],
-    lateness: float,
-    now: float | None = None,
-) -> tuple[int, int]:
-    """``replay.drive`` in event-time order: parse rejects are refused on the spot, valid
-    events are sorted (parsed once unless spilled) and then applied as before."""
-    if engine.config.lateness != lateness:
-        engine.config = dataclasses.replace(engine.config, lateness=lateness)
-    process, advance, refuse = engine.process, engine.advance, engine.refuse
-    count = blank = 0
-
-    def valid() -> Iterator[tuple[float, bytes, Origin, Event]]:
-        nonlocal count, blank
-        for name, number, line in lines:
-            count += 1
-            if not line or line.isspace():
-                blank += 1
-                continue
-            origin = (name, number)
-            event = parse(line, origin)
-            if type(event) is Reject:
-                refuse(event)
-                continue
-            yield event.time.timestamp(), line, origin, event
-
-    latest = -float("inf")
-    for _, line, origin, event in by_event_time_parsed(valid(), reparse):
-        t = process(event, line, origin, now)
-        if t is not None:
-            if t > latest:
-                latest = t
-            advance(latest - lateness)
-    return count, blank
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -215,48 +175,47 @@ def presorted(paths: list[Path], workdir: Path) -> Path:
     return path
 
 
-def replay_once(paths: list[Path], drive: Callable, workdir: Path) -> dict:
-    """``replay()`` in this process, ``replay.drive`` replaced by ``drive``."""
-    original = replay_module.drive
+def replay_once(paths: list[Path], in_file_order: bool, workdir: Path) -> dict:
+    """``replay()`` in this process."""
     with tempfile.TemporaryDirectory(dir=workdir, prefix="ordering-replay-") as name:
         outdir = Path(name)
-        replay_module.drive = drive
-        cpu = time.process_time()
-        try:
-            summary = replay_module.replay(
-                paths,
-                outdir / "violations.jsonl",
-                outdir / "outcomes.jsonl",
-                outdir / "rejects.jsonl",
-                progress=False,
-            )
-        finally:
-            replay_module.drive = original
-        cpu = time.process_time() - cpu
+        wall, cpu = time.perf_counter(), time.process_time()
+        summary = run_replay(
+            paths,
+            outdir / "violations.jsonl",
+            outdir / "outcomes.jsonl",
+            outdir / "rejects.jsonl",
+            progress=False,
+            in_file_order=in_file_order,
+        )
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {
         "lines": summary.lines,
         "cpu_s": round(cpu, 2),
-        "wall_s": round(summary.seconds, 2),
+        "wall_s": round(wall, 2),
         "events_per_cpu_s": round(summary.lines / cpu),
         "late": summary.stats.late,
         "rejects": sum(summary.stats.rejects.values()),
     }
 
 
-def replays(inputs: dict[str, list[Path]], workdir: Path) -> dict:
+def replays(inputs: dict[str, list[Path]], workdir: Path, repeat: int) -> dict:
+    """Each input in both orders, alternating, best CPU time of ``repeat`` each."""
     out: dict = {}
     for label, paths in inputs.items():
-        row = {
-            "file_order": replay_once(paths, replay_module.drive, workdir),
-            "event_time_order": replay_once(paths, sorted_drive, workdir),
-        }
+        runs: dict[str, list[dict]] = {"file_order": [], "event_time_order": []}
+        for _ in range(repeat):
+            runs["file_order"].append(replay_once(paths, True, workdir))
+            runs["event_time_order"].append(replay_once(paths, False, workdir))
+        row = {order: min(done, key=lambda r: r["cpu_s"]) for order, done in runs.items()}
+        row["cpu_s_all"] = {order: [r["cpu_s"] for r in done] for order, done in runs.items()}
         row["cpu_ratio"] = round(row["event_time_order"]["cpu_s"] / row["file_order"]["cpu_s"], 3)
         out[label] = row
     return out
 
 
 def pipeline(paths: list[Path], run_size: int, tmpdir: str | None, repeat: int) -> dict:
-    """CPU seconds of what ``sorted_drive`` does before the engine, against read and parse."""
+    """CPU seconds of what ``replay.drive`` does before the engine, against read and parse."""
 
     def plain_then_reparse() -> int:
         n = 0
@@ -360,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=BENCH / "out")
     parser.add_argument("--tmpdir", help="where runs are spilled (default $TMPDIR)")
     parser.add_argument("--open-promises", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many timings in (a)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many sorts in (a), (b)")
+    parser.add_argument("--replay-repeat", type=int, default=2, help="best of this many replays")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--synthetic",
@@ -388,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     results["alone"] = alone = sort_alone(large, args.run_size, args.tmpdir, args.repeat)
     print("(b) inside a replay ...", file=sys.stderr, flush=True)
     control = presorted(large, workdir)
-    results["replay"] = rep = replays({"services": large, "presorted": [control]}, workdir)
+    inputs = {"services": large, "presorted": [control]}
+    results["replay"] = rep = replays(inputs, workdir, args.replay_repeat)
     control.unlink()
     results["pipeline"] = pipe = pipeline(large, args.run_size, args.tmpdir, args.repeat)
     print("(c) memory ...", file=sys.stderr, flush=True)
@@ -422,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             f"    {label:<24} {case['runs']:>4} runs {case['cpu_s']:>6.2f} s "
             f"{case['records_per_cpu_s']:>12,} records/s"
         )
-    print("(b) replay() in this process, file order and event-time order (sorted_drive):")
+    print("(b) replay() in this process, in file order and in event-time order:")
     for label, row in rep.items():
         for order in ("file_order", "event_time_order"):
             case = row[order]
@@ -431,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{case['events_per_cpu_s']:>9,} events/s (late {case['late']:,}, "
                 f"rejects {case['rejects']:,})"
             )
-        print(f"    {label:<10} event-time order costs {row['cpu_ratio'] - 1:+.1%} CPU")
+        print(
+            f"    {label:<10} event-time order costs {row['cpu_ratio'] - 1:+.1%} CPU "
+            f"(all runs: {row['cpu_s_all']})"
+        )
     replay_s = rep["presorted"]["file_order"]["cpu_s"]
     print(f"    before the engine, over read and parse ({pipe['read_parse']['cpu_s']} s):")
     for label in list(pipe)[1:]:

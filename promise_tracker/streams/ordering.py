@@ -3,8 +3,12 @@
 Records are ``(time, line, origin)``: event time in Unix seconds, the original line and where
 it came from. They come out stably sorted by time: ties keep input order. Up to ``run_size``
 records are sorted in memory and touch no disk. Beyond that each run of ``run_size`` records
-is sorted and spilled to a private temporary directory, and the runs are merged; the
-directory is removed when the output ends, fails or is closed early.
+is sorted and spilled to a temporary file, and the runs are merged.
+
+The files have no name (``tempfile.TemporaryFile``: O_TMPFILE, or unlinked as soon as made),
+so their space is freed when they are closed: when the output ends, fails or is closed early,
+and also when the process is killed, which no clean-up code of ours would survive (a killed
+replay was seen to leave a 290 MB spill directory behind).
 
 Memory stays bounded whatever the input size: one run in memory, plus one small chunk and
 one read buffer per run being merged. At most ``fan_in`` runs are merged at once (so a huge
@@ -23,12 +27,13 @@ collector walking them), and it would multiply a run's memory by about three.
 
 Runs are written as pickled chunks of records: in C both ways, compact (the origin's file
 name is written once per chunk) and faithful to the origin's types (a tuple stays a tuple).
-Only files this process wrote, in a directory only it can read (mode 0700), are unpickled.
+Only files this process wrote, which no other process can open, are unpickled.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 import pickle
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -36,14 +41,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from pathlib import Path
 from typing import IO, Any, TypeVar
 
 Origin = TypeVar("Origin")  # where a record came from, e.g. (file name, line number)
 Parsed = TypeVar("Parsed")  # what the caller parsed the line into
 
-# About 500 bytes a record for the benchmark's 290-byte lines: a run is about 25 MB (about
-# 65 MB while by_event_time_parsed holds the parsed events of an input within one run).
+# Measured with the benchmark's 290-byte lines (bench/ordering.py): a run of 50,000 adds about
+# 28 MB of peak RSS, 66 MB while by_event_time_parsed holds the parsed events of one run.
 RUN_SIZE = 50_000
 FAN_IN = 64  # runs merged at once; each holds a chunk and a read buffer (about 200 KB)
 CHUNK = 256  # records a pickle
@@ -62,9 +66,11 @@ def by_event_time(
     tmpdir: str | None = None,
     fan_in: int = FAN_IN,
 ) -> Generator[tuple[float, bytes, Origin], None, None]:
-    """The records stably sorted by time (the first element). ``origin`` must pickle.
+    """The records stably sorted by time (the first element). ``origin`` must pickle, and
+    no time may be NaN (it compares false with everything).
 
-    ``tmpdir`` is where the spill directory is made (default: ``tempfile``'s, $TMPDIR).
+    ``tmpdir`` is where runs are spilled (default: ``tempfile``'s, $TMPDIR); its files have
+    no name, so nothing ever shows there.
     """
     _check(run_size, fan_in)
     return _sorted(records, run_size, tmpdir, fan_in, None)
@@ -109,8 +115,7 @@ def _sorted(
         # More than one run: parsed objects are dropped as records arrive, and made again
         # after the merge. Holding a run of them until its spill costs more than parsing.
         run, following, source = list(map(_HEAD, run)), following[:3], map(_HEAD, source)
-    with tempfile.TemporaryDirectory(prefix="promise-tracker-sort-", dir=tmpdir) as name:
-        runs = _Runs(Path(name), fan_in)
+    with _Runs(tmpdir, fan_in) as runs:
         while following is not _END:
             runs.spill(run)
             run = [following]
@@ -118,34 +123,42 @@ def _sorted(
             following = next(source, _END)
         run.sort(key=_TIME)  # the last run is merged from memory
         runs.reduce(fan_in - 1)
-        with ExitStack() as files:
-            sources = [runs.read(spilled, files) for spilled in runs.runs]
-            merged = heapq.merge(*sources, run, key=_TIME)
-            if restore is None:
-                yield from merged
-            else:
-                for time, line, origin in merged:
-                    yield time, line, origin, restore(line, origin)
+        merged = heapq.merge(*runs.take(len(runs.runs)), run, key=_TIME)
+        if restore is None:
+            yield from merged
+        else:
+            for time, line, origin in merged:
+                yield time, line, origin, restore(line, origin)
 
 
 @dataclass(frozen=True)
 class _Run:
-    path: Path
+    fd: int  # of a file without a name: its space is freed when the fd is closed
     chunks: int
     level: int  # how many merges made it: 0 for a run sorted in memory
 
 
 class _Runs:
-    """The spilled runs, in input order, in one directory."""
+    """The spilled runs, in input order, each an open file without a name (so that nothing
+    is left on disk however the process ends, even killed). Closing closes those left."""
 
-    def __init__(self, directory: Path, fan_in: int):
+    def __init__(self, tmpdir: str | None, fan_in: int):
         self.runs: list[_Run] = []
-        self._directory, self._fan_in = directory, fan_in
-        self._made = 0
+        self._tmpdir, self._fan_in = tmpdir, fan_in
+        self._reading = ExitStack()
+
+    def __enter__(self) -> _Runs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for run in self.runs:
+            os.close(run.fd)
+        self.runs.clear()
+        self._reading.close()
 
     def spill(self, run: list[Any]) -> None:
         """Sort one run and write it; merge the latest ``fan_in`` runs while they are of
-        one level, so that no record is rewritten more than log(runs) times."""
+        one level, so that a record is rewritten at most log(runs, fan_in) times."""
         run.sort(key=_TIME)
         self.runs.append(self._write(iter(run), 0))
         runs, fan_in = self.runs, self._fan_in
@@ -157,28 +170,35 @@ class _Runs:
         while len(self.runs) > limit:
             self._merge_tail(min(self._fan_in, len(self.runs) - limit + 1))
 
-    def read(self, run: _Run, files: ExitStack) -> Iterator[Any]:
-        handle = files.enter_context(run.path.open("rb", buffering=READ_BUFFER))
-        return _records(handle, run.chunks)
+    def take(self, count: int) -> list[Iterator[Any]]:
+        """Readers of the latest ``count`` runs, which leave the list: their files are
+        closed (and freed) with the runs, or after the merge for which they were taken."""
+        readers = []
+        start = len(self.runs) - count
+        while len(self.runs) > start:
+            run = self.runs[start]
+            handle = open(run.fd, "rb", buffering=READ_BUFFER)
+            self._reading.enter_context(handle)  # owns the fd now
+            del self.runs[start]
+            handle.seek(0)
+            readers.append(_records(handle, run.chunks))
+        return readers
 
     def _merge_tail(self, count: int) -> None:
-        tail = self.runs[-count:]
-        with ExitStack() as files:
-            merged = heapq.merge(*(self.read(run, files) for run in tail), key=_TIME)
-            written = self._write(merged, max(run.level for run in tail) + 1)
-        for run in tail:
-            run.path.unlink()
-        self.runs[-count:] = [written]
+        level = max(run.level for run in self.runs[-count:]) + 1
+        with self._reading:
+            merged = heapq.merge(*self.take(count), key=_TIME)
+            self.runs.append(self._write(merged, level))
+        self._reading = ExitStack()
 
     def _write(self, records: Iterator[Any], level: int) -> _Run:
-        self._made += 1
-        path = self._directory / f"run-{self._made}"
-        chunks = 0
-        with path.open("wb", buffering=WRITE_BUFFER) as handle:
+        with tempfile.TemporaryFile(dir=self._tmpdir, buffering=WRITE_BUFFER) as handle:
+            chunks = 0
             while chunk := list(islice(records, CHUNK)):
                 pickle.dump(chunk, handle, _PROTOCOL)
                 chunks += 1
-        return _Run(path, chunks, level)
+            handle.flush()
+            return _Run(os.dup(handle.fileno()), chunks, level)
 
 
 def _records(handle: IO[bytes], chunks: int) -> Iterator[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import sys
 import time
@@ -128,9 +129,18 @@ def replay(
             files[0], files[1], files[2], tap, files[3] if warnings is not None else None
         )
         engine = Engine(config, listener, clock=time.time)
-        lines, blank = drive(
-            engine, _lines(inputs, progress), lateness, in_file_order=in_file_order
-        )
+        try:
+            lines, blank = drive(
+                engine, _lines(inputs, progress), lateness, in_file_order=in_file_order
+            )
+        except OSError as exc:  # the sort's spill files: the temporary directory is full
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or in_file_order:
+                raise
+            where = exc.filename or os.environ.get("TMPDIR", "/tmp")
+            raise ReplayError(
+                f"cannot spill the event-time sort to {where}: {exc.strerror or exc}; "
+                "free space there, set TMPDIR to a larger disk, or use --in-file-order"
+            ) from exc
         engine.finish()
         for state in engine.states():
             listener.write_outcome(state)
@@ -202,7 +212,8 @@ def _parsed(
 def _reparse(line: bytes, origin: tuple[str, int]) -> Event:
     """A spilled line parsed again after the merge (it parsed before, so it is an Event)."""
     event = parse(line, origin)
-    assert type(event) is not Reject
+    if type(event) is Reject:  # the same bytes parsed before: only a bug gets here
+        raise RuntimeError(f"line {origin} parsed before the sort but not after it")
     return event
 
 
