@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """The ClickHouse store, measured against baselines from the same run.
 
-    python3 bench/store.py [--events 200000] [--partitions 4] [--rounds 2]
+    python3 bench/store.py [--events 200000] [--partitions 4] [--rounds 2] [--store-rounds 5]
+                           [--sink-only]
 
 1. Sink alone: the rows a replay of the stream produces (violations, their history,
    promises, outcomes, rejects) written to a fresh chdb directory through ``ClickHouseSink``
-   in batches of 1k, 5k and 20k rows; the baseline is the same rows in one INSERT per table.
+   in batches of 1k, 5k and 20k rows, and in one INSERT per table; each through both
+   clients, in the same run: the store's (clickhouse-connect, its chdb backend: the rows go
+   as Native columns) and the chdb package's own API that the store used before (the rows
+   as JSONCompactColumns after the statement, kept here as ``ChdbApiStore``). They take
+   turns, first one then the other, for ``--store-rounds`` rounds; the figures are medians
+   and the ratio is clickhouse-connect's rows/s over the chdb API's, round by round.
 2. Pipeline: the stream waits in the input topics. "Worker only" runs a worker over it and
    takes events/s from its first commit to its last. "Worker + sink" runs a worker (its own
    group and output topics) and a sink into chdb, and takes events/s from the worker's first
@@ -15,8 +21,9 @@
    second event breaks a promise; how long from sending that event (and from the violation's
    detection) until its row is stored (``stored_at``).
 
-The broker is started with deploy/kafka/kafka.sh on ``--port`` unless one serves there.
-Figures go to stdout and bench/out/store.json.
+The broker is started with deploy/kafka/kafka.sh on ``--port`` unless one serves there;
+``--sink-only`` measures step 1 alone (no broker). Figures go to stdout and
+bench/out/store.json.
 """
 
 from __future__ import annotations
@@ -30,8 +37,12 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,7 +65,12 @@ from promise_tracker.runtime.topics import ensure_topics  # noqa: E402
 from promise_tracker.sinks.batcher import ClickHouseSink  # noqa: E402
 from promise_tracker.sinks.migrate import migrate  # noqa: E402
 from promise_tracker.sinks.replay_tap import ClickHouseTap  # noqa: E402
-from promise_tracker.sinks.store import ChdbStore  # noqa: E402
+from promise_tracker.sinks.store import (  # noqa: E402
+    INSERT_SETTINGS,
+    ClickHouseStore,
+    Store,
+    check_identifier,
+)
 from promise_tracker.sinks.tables import TABLES, columns  # noqa: E402
 from promise_tracker.streams.replay import replay  # noqa: E402
 from promise_tracker.synthetic import generate  # noqa: E402
@@ -64,7 +80,7 @@ class _Collect:
     """A sink stand-in that keeps the rows a replay makes, to write them again and again."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, dict]] = []
+        self.rows: list[tuple[str, Any]] = []
         self.pending = 0
         self.max_rows = 1 << 62
 
@@ -72,7 +88,7 @@ class _Collect:
         self.rows += rows
 
 
-def replay_rows(events: int) -> list[tuple[str, dict]]:
+def replay_rows(events: int) -> list[tuple[str, Any]]:
     path = OUT / f"live-{events}.jsonl"
     if not path.exists():
         generate(path, events=events, open_promises=max(events // 50, 100), seed=5)
@@ -82,36 +98,126 @@ def replay_rows(events: int) -> list[tuple[str, dict]]:
     return collect.rows
 
 
-def sink_alone(rows: list[tuple[str, dict]]) -> dict[str, float]:
-    results = {}
-    for label, batch in (
-        ("one INSERT per table", None),
-        ("1k", 1000),
-        ("5k", 5000),
-        ("20k", 20_000),
-    ):
-        directory = OUT / "store-chdb"
-        shutil.rmtree(directory, ignore_errors=True)
-        store = ChdbStore(directory, f"b{uuid.uuid4().hex[:8]}").connect()
+# the store's insert settings, as the chdb API's SQL wrote them
+SETTINGS_TEXT = ", ".join(f"{name} = {value}" for name, value in INSERT_SETTINGS.items())
+
+
+class ChdbApiStore:
+    """The store as it was before clickhouse-connect: the chdb package's own session API,
+    values bound as chdb parameters, rows as JSONCompactColumns after the INSERT (times as
+    Unix seconds, which ClickHouse cuts to the column's precision). The baseline only."""
+
+    def __init__(self, path: Path, database: str):
+        from chdb import session
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.database = check_identifier(database)
+        self._session = session.Session(str(path))
+
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None, data: str = "") -> Any:
+        sql = sql.replace("{db}", self.database) + data
+        text = {k: _escaped(v) for k, v in params.items()} if params else None
+        return self._session.query(sql, fmt, params=text)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._query(sql, "Null", params)
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        data = self._query(sql, "JSONEachRow", params).bytes()
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+        if not rows:
+            return
+        body = orjson.dumps(list(zip(*rows, strict=True))).decode()
+        cols = ", ".join(check_identifier(c, "column") for c in columns)
+        statement = (
+            f"INSERT INTO {{db}}.{check_identifier(table, 'table')} ({cols}) "
+            f"SETTINGS {SETTINGS_TEXT} FORMAT JSONCompactColumns\n"
+        )
+        self._query(statement, "Null", None, body)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _escaped(value: Any) -> Any:
+    """A chdb parameter in ClickHouse's escaped text form (what the chdb API wants)."""
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return value
+
+
+CLIENTS = {
+    "chdb API": lambda path, db: ChdbApiStore(path, db),
+    "clickhouse-connect": lambda path, db: ClickHouseStore(path, db).connect(),
+}
+BATCHES: dict[str, int | None] = {
+    "one INSERT per table": None,
+    "1k": 1000,
+    "5k": 5000,
+    "20k": 20_000,
+}
+
+
+def write_all(store: Store, rows: list[tuple[str, Any]], batch: int | None) -> float:
+    """Seconds to write ``rows`` into a migrated store: one INSERT per table, or through
+    the sink in batches of ``batch`` rows."""
+    started = time.perf_counter()
+    if batch is None:
+        tables: dict[str, list[Any]] = {t: [] for t in TABLES}
+        for table, row in rows:
+            tables[table].append(row)
+        for table, table_rows in tables.items():
+            store.insert(table, columns(table), table_rows)
+    else:
+        sink = ClickHouseSink(store, max_rows=batch, max_age=3600)
+        for table, row in rows:
+            sink.add(table, row)
+            if sink.pending >= batch:
+                sink.flush()
+        sink.flush()
+    return time.perf_counter() - started
+
+
+def sink_alone(rows: list[tuple[str, Any]], rounds: int) -> dict[str, dict[str, Any]]:
+    """Rows/s of each client per batch size (medians of the rounds), and the ratio
+    clickhouse-connect / chdb API (the median of the rounds' ratios)."""
+    results: dict[str, dict[str, Any]] = {}
+    for client in CLIENTS.values():  # untimed: what a client does once (lazy imports)
+        shutil.rmtree(OUT / "store-chdb", ignore_errors=True)
+        store = client(OUT / "store-chdb", "warm_up")
         migrate(store)
-        started = time.perf_counter()
-        if batch is None:
-            tables: dict[str, list[dict]] = {t: [] for t in TABLES}
-            for table, row in rows:
-                tables[table].append(row)
-            for table, table_rows in tables.items():
-                store.insert(table, columns(table), table_rows)
-        else:
-            sink = ClickHouseSink(store, max_rows=batch, max_age=3600)
-            for table, row in rows:
-                sink.add(table, row)
-                if sink.pending >= batch:
-                    sink.flush()
-            sink.flush()
-        elapsed = time.perf_counter() - started
+        write_all(store, rows[:5000], 1000)
         store.close()
-        results[label] = len(rows) / elapsed
-        print(f"  {label:>22}: {results[label]:>10,.0f} rows/s")
+    for label, batch in BATCHES.items():
+        rates: dict[str, list[float]] = {name: [] for name in CLIENTS}
+        for round_number in range(rounds):
+            order = list(CLIENTS) if round_number % 2 == 0 else list(reversed(CLIENTS))
+            for name in order:
+                directory = OUT / "store-chdb"
+                shutil.rmtree(directory, ignore_errors=True)
+                store = CLIENTS[name](directory, f"b{uuid.uuid4().hex[:8]}")
+                migrate(store)
+                elapsed = write_all(store, rows, batch)
+                store.close()
+                rates[name].append(len(rows) / elapsed)
+        old, new = rates["chdb API"], rates["clickhouse-connect"]
+        ratios = [n / o for n, o in zip(new, old, strict=True)]
+        results[label] = {
+            "chdb API": statistics.median(old),
+            "clickhouse-connect": statistics.median(new),
+            "ratio": statistics.median(ratios),
+            "ratios": ratios,
+        }
+        print(
+            f"  {label:>20}: chdb API {results[label]['chdb API']:>9,.0f} rows/s, "
+            f"clickhouse-connect {results[label]['clickhouse-connect']:>9,.0f} rows/s, "
+            f"ratio {results[label]['ratio']:.2f} "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})",
+            flush=True,
+        )
+    shutil.rmtree(OUT / "store-chdb", ignore_errors=True)
     return results
 
 
@@ -219,7 +325,7 @@ def freshness(settings: Settings, rate: int = 500, seconds: float = 10) -> dict[
         for process in reversed(processes):
             process.terminate()
             process.wait(60)
-    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    store = ClickHouseStore(settings.chdb_path, settings.database).connect()
     try:
         rows = store.rows(
             "SELECT promise_id, toUnixTimestamp64Milli(stored_at) AS stored, "
@@ -250,13 +356,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--port", type=int, default=29092)
+    parser.add_argument("--store-rounds", type=int, default=5)
+    parser.add_argument("--sink-only", action="store_true", help="step 1 alone: no broker")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
 
     print(f"1. sink alone: the rows of a replay of {args.events:,} events into chdb")
     rows = replay_rows(args.events)
-    print(f"  {len(rows):,} rows")
-    alone = sink_alone(rows)
+    print(f"  {len(rows):,} rows, {args.store_rounds} rounds per client and batch size")
+    alone = sink_alone(rows, args.store_rounds)
+    if args.sink_only:
+        results = {"events": args.events, "rows": len(rows), "sink_alone_rows_per_s": alone}
+        (OUT / "store-sink.json").write_text(json.dumps(results, indent=2))
+        return 0
 
     with broker(args.port) as kafka:
         settings = bench_settings(kafka, args.partitions)

@@ -153,8 +153,8 @@ class MetricsSettings:
 class StoreSettings:
     """The store and the sink that fills it (sinks/)."""
 
-    # a ClickHouse server URL (clickhouse://user:password@host:9000/), or empty for the
-    # embedded chdb engine in ``chdb_path`` (one sink process per directory)
+    # a ClickHouse server's HTTP(S) interface (http://user:password@host:8123/), or empty
+    # for the embedded chdb engine in ``chdb_path`` (one sink process per directory)
     clickhouse_url: str = ""
     # the server's password, if not in the URL (no URL-encoding needed; overrides the URL's)
     clickhouse_password: str = ""
@@ -250,6 +250,13 @@ class Settings(
                 raise SettingsError(
                     f"{PREFIX}{name.upper()}={url!r}: expected http://host:port (or https://)"
                 )
+        url = settings.clickhouse_url
+        if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise SettingsError(
+                f"{PREFIX}CLICKHOUSE_URL={redact_url(url)!r}: expected the server's HTTP "
+                "interface, http://user@host:8123/ (or https://host:8443/); the native "
+                "protocol (clickhouse://, port 9000) is not spoken"
+            )
         for name in ("alert_resend", "alert_hold"):
             if getattr(settings, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}: expected a duration above 0")

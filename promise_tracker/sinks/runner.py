@@ -16,7 +16,6 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -27,7 +26,13 @@ from promise_tracker.schemas.codec import decode_outcome, decode_violation
 from promise_tracker.sinks.batcher import ClickHouseSink
 from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
 from promise_tracker.sinks.sink_metrics import SinkMetrics
-from promise_tracker.sinks.store import Store, StoreError, StoreUnavailable, open_store
+from promise_tracker.sinks.store import (
+    ClickHouseStore,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
 from promise_tracker.sinks.tables import OutcomeRow, Row
 
 log = logging.getLogger("promise_tracker.sink")
@@ -75,10 +80,8 @@ def store_from(settings: Settings) -> Store:
 
 def describe_store(settings: Settings) -> str:
     """Where the rows go, without credentials (for logs)."""
-    if not settings.clickhouse_url:
-        return f"chdb at {settings.chdb_path}, database {settings.database}"
-    parts = urlsplit(settings.clickhouse_url)
-    return f"ClickHouse server {parts.hostname}:{parts.port or 9000}, database {settings.database}"
+    where = ClickHouseStore(settings.clickhouse_url or settings.chdb_path, settings.database)
+    return f"{where.address}, database {settings.database}"
 
 
 def records_to_rows(

@@ -228,7 +228,7 @@ def test_a_bad_setting_and_an_unreachable_clickhouse_do_not_show_secrets(kafka, 
     # a sink whose ClickHouse server cannot be reached retries, and says so without secrets
     settings = replace(
         fresh_settings(kafka),
-        clickhouse_url=f"clickhouse://writer:{URL_PASSWORD}@127.0.0.1:1/?connect_timeout=1",
+        clickhouse_url=f"http://writer:{URL_PASSWORD}@127.0.0.1:1/?connect_timeout=1",
         clickhouse_password=CLICKHOUSE_PASSWORD,
         subject_key=SUBJECT_KEY,
         log_level="debug",

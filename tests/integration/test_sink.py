@@ -15,7 +15,7 @@ from promise_tracker.runtime.kafka import group_lag
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks import readback as queries
-from promise_tracker.sinks.store import ChdbStore
+from promise_tracker.sinks.store import ClickHouseStore
 from tests.answers import Answer, active, replay_answer
 from tests.live import WorkerProcess, fresh_settings, raw_producer, wait_for
 from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, make_stream, send
@@ -55,7 +55,7 @@ def drained(settings: Settings) -> bool:
 
 def stored_answer(settings: Settings) -> tuple[Answer, Counter]:
     """What ClickHouse says, read once the sink has stopped (one process per chdb directory)."""
-    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    store = ClickHouseStore(settings.chdb_path, settings.database).connect()
     try:
         violations = active(queries.violations(store))
         outcomes = queries.outcomes(store)
@@ -157,7 +157,7 @@ def test_what_the_worker_did_not_write_is_kept_as_a_reject_not_dropped(pipeline)
     producer.produce(settings.dlq, value=b"a reject without headers")
     assert producer.flush(30) == 0
     finish(settings, worker, sink, timeout=60)
-    store = ChdbStore(settings.chdb_path, settings.database).connect()
+    store = ClickHouseStore(settings.chdb_path, settings.database).connect()
     try:
         rows = store.rows(
             "SELECT origin, reason, raw, raw_base64 FROM {db}.rejects FINAL ORDER BY origin"

@@ -19,7 +19,7 @@ from promise_tracker.dashboards import alert_rules
 from promise_tracker.dashboards import queries as q
 from promise_tracker.dashboards.macros import ALL, Request, alert_sql, dashboard_sql
 from promise_tracker.retime import shift_lines
-from promise_tracker.sinks.store import ChdbStore
+from promise_tracker.sinks.store import ClickHouseStore
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.synthetic import generate
 from tests.cli import cli
@@ -42,7 +42,7 @@ def _hex(name: str) -> str:
 
 @dataclass
 class Seeded:
-    store: ChdbStore
+    store: ClickHouseStore
     outcomes: list[dict]
     violations: dict[str, dict]  # final active, by id
     rejects: list[dict]
@@ -84,7 +84,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         "--rejects", str(r), "--clickhouse", str(tmp / "chdb"), "--quiet",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    store = ChdbStore(tmp / "chdb", "promise_tracker_replay").connect()
+    store = ClickHouseStore(tmp / "chdb", "promise_tracker_replay").connect()
     store.command("USE promise_tracker_replay")  # the data source's defaultDatabase
     outcomes = read_jsonl(o)
     assert {e["id"] for e in _example_promises()} <= {x["promise_id"] for x in outcomes}
@@ -219,12 +219,7 @@ def test_keep_rate_over_time_by_each_dimension(seeded):
                 day = int(x["closed_at"]) // 86400 * 86400
                 buckets[(day, x[dimension])].append(x)
         rows = seeded.run(q.keep_rate_over_time(dimension))
-        got = {
-            (int(dt.datetime.fromisoformat(r["time"] + "+00:00").timestamp()), r[dimension]): r[
-                "keep_rate"
-            ]
-            for r in rows
-        }
+        got = {(int(r["time"].timestamp()), r[dimension]): r["keep_rate"] for r in rows}
         assert got.keys() == buckets.keys()
         for key, decided in buckets.items():
             assert got[key] == pytest.approx(_keep_rate(decided)), (dimension, key)
@@ -384,7 +379,7 @@ def _rule(uid: str) -> dict:
     return found[0]
 
 
-def _run_rule(store: ChdbStore, rule: dict, at: float) -> tuple[list[dict], float]:
+def _run_rule(store: ClickHouseStore, rule: dict, at: float) -> tuple[list[dict], float]:
     query = rule["data"][0]
     window = query["relativeTimeRange"]
     request = Request(at - window["from"], at - window["to"], query["model"]["intervalMs"])
@@ -393,25 +388,25 @@ def _run_rule(store: ChdbStore, rule: dict, at: float) -> tuple[list[dict], floa
 
 
 @pytest.fixture
-def scratch(seeded) -> Iterator[ChdbStore]:
+def scratch(seeded) -> Iterator[ClickHouseStore]:
     """An empty database beside the seeded one, for rule scenarios."""
     from promise_tracker.sinks.migrate import migrate
 
     name = "alert_rules_scratch"
-    store = seeded.store
-    store.command(f"DROP DATABASE IF EXISTS {name}")
-    scratch = ChdbStore(store.path, name)
-    scratch._session = store._session  # one chdb session per directory and process
+    # a client of its own on the same engine (chdb: one directory per process, any number
+    # of clients on it), its USE apart from the seeded store's
+    scratch = ClickHouseStore(seeded.store.path, name).connect()
+    scratch.command("DROP DATABASE IF EXISTS {db}")
     migrate(scratch)
-    store.command(f"USE {name}")
+    scratch.command("USE {db}")  # the rules' SQL names its tables without a database
     try:
         yield scratch
     finally:
-        store.command("USE promise_tracker_replay")
-        store.command(f"DROP DATABASE IF EXISTS {name}")
+        scratch.command("DROP DATABASE IF EXISTS {db}")
+        scratch.close()
 
 
-def _outcomes(store: ChdbStore, rows: list[tuple[str, str, float]]) -> None:
+def _outcomes(store: ClickHouseStore, rows: list[tuple[str, str, float]]) -> None:
     """(service, status, closed_at) rows; each a promise of its own."""
     store.insert(
         "outcomes",
@@ -450,7 +445,7 @@ def test_burn_rate_rules_need_both_windows(scratch, uid, long_s, short_min, fact
     assert burn["old"] == 0  # nothing decided in the short window burns nothing
 
 
-def _rejects(store: ChdbStore, times: list[float], prefix: str) -> None:
+def _rejects(store: ClickHouseStore, times: list[float], prefix: str) -> None:
     store.insert(
         "rejects",
         ["reject_id", "reason", "message", "origin", "raw", "rejected_at", "version"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promise_tracker.sinks.store import ChdbStore
+from promise_tracker.sinks.store import ClickHouseStore
 from promise_tracker.sinks.tables import TABLES, clickhouse_types, columns, time_columns
 
 # filled by ClickHouse itself: never in a row
@@ -12,7 +12,7 @@ STORE_FILLED = {"stored_at", "severity"}
 
 
 @pytest.fixture
-def described(store: ChdbStore) -> dict[str, list[tuple[str, str]]]:
+def described(store: ClickHouseStore) -> dict[str, list[tuple[str, str]]]:
     """Every table's columns as the migrations made them (conftest's migrated store)."""
     return {
         table: [
