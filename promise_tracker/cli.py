@@ -174,13 +174,46 @@ def _dashboards(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    from promise_tracker.objectives.load import load_objectives
+
+    objectives = load_objectives(args.objectives or build.OBJECTIVES)
     if args.check:
-        stale = build.drifted()
+        stale = build.drifted(objectives=objectives)
         for path in stale:
             print(f"{path} differs from dashboards/: run promise-tracker dashboards --write")
         return 1 if stale else 0
-    for path in build.write():
+    for path in build.write(objectives=objectives):
         print(f"wrote {path}")
+    return 0
+
+
+def _objectives(args: argparse.Namespace) -> int:
+    from promise_tracker.objectives.load import check_objectives, load_objectives
+
+    problems = check_objectives(args.file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return UsageError.exit_code
+    print(f"{len(load_objectives(args.file))} objectives OK")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from promise_tracker.report.write import run_report
+
+    written = run_report(
+        since=args.since,
+        until=args.until,
+        out=args.out,
+        objectives=args.objectives,
+        pdf=args.pdf,
+        clickhouse=args.clickhouse,
+        database=args.database,
+    )
+    for path in (written.html, written.pdf):
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 
@@ -401,7 +434,39 @@ def build_parser() -> argparse.ArgumentParser:
     mode = dashboards.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="regenerate them from dashboards/")
     mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    dashboards.add_argument(
+        "--objectives",
+        metavar="FILE",
+        help="the objectives (OpenSLO YAML) to generate alert rules for "
+        "(default: examples/objectives.yaml)",
+    )
     dashboards.set_defaults(run=_dashboards)
+
+    objectives = commands.add_parser("objectives", help="check an objectives file (OpenSLO)")
+    objective_commands = objectives.add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    check = objective_commands.add_parser(
+        "check", help="report every problem of the file (exit 2), or how many objectives it holds"
+    )
+    check.add_argument("file", metavar="FILE", help="OpenSLO v1 SLO documents (YAML)")
+    objectives.set_defaults(run=_objectives)
+
+    report = commands.add_parser(
+        "report", help="write the leadership report (one HTML page, and a PDF) from ClickHouse"
+    )
+    report.add_argument("--since", default="7d", help="the period: 12h, 7d, 2w (default 7d)")
+    report.add_argument("--until", metavar="TIME", help="its end, RFC 3339 (default: now)")
+    report.add_argument("--out", required=True, metavar="REPORT.html")
+    report.add_argument("--pdf", metavar="REPORT.pdf", help="also print it (headless Chromium)")
+    report.add_argument("--objectives", metavar="FILE", help="OpenSLO objectives (YAML)")
+    report.add_argument(
+        "--clickhouse",
+        metavar="PATH|URL",
+        help="a chdb directory or a server's HTTP URL (default: the sink's store settings)",
+    )
+    report.add_argument("--database", help="(default: PROMISE_TRACKER_DATABASE)")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -10,7 +10,8 @@ e.g. ``StoreUnavailable`` (retry later) apart from ``StoreError`` (the request i
     │   └── SettingsError             exit 2   a setting that cannot be used
     │       ├── KafkaAuthError                 the brokers refused our credentials or TLS
     │       ├── MetricsPortTaken               the metrics port is in use
-    │       └── CalendarError                  the business calendars file cannot be used
+    │       ├── CalendarError                  the business calendars file cannot be used
+    │       └── ObjectivesError                the objectives file (OpenSLO) cannot be used
     ├── BadInput                      exit 3   an event that breaks the contract (SDK, emit)
     ├── BrokerError                   exit 1   Kafka: the pipeline's side of it
     │   ├── KafkaUnreachable                   no broker accepts connections
@@ -51,6 +52,16 @@ class MetricsPortTaken(SettingsError):
 class CalendarError(SettingsError):
     """The business calendars file (SPEC 2.1) cannot be used; the message names the file, the
     calendar and the field, and the fix."""
+
+
+class ObjectivesError(SettingsError):
+    """The objectives file (OpenSLO v1 SLO documents, docs/objectives.md) cannot be used; the
+    message has one line per problem, each naming the file, the document, the field and the
+    fix. ``problems`` holds those lines."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class BadInput(PromiseTrackerError, ValueError):

@@ -15,7 +15,11 @@ Conventions, so that the panels tell the truth:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from promise_tracker import measures as m
+from promise_tracker.objectives import sql as o
+from promise_tracker.objectives.model import Objective
 
 # --- filters ------------------------------------------------------------------------------
 
@@ -281,28 +285,63 @@ PROM_REJECTS = "sum by (reason) (rate(promise_tracker_rejects_total[$__rate_inte
 
 # --- alert rules (no browser stage: no template variables) ----------------------------------
 
-OBJECTIVE = 0.99  # the keep-rate a service promises itself; its error budget is 1 - this
+OBJECTIVE = 0.99
+"""The keep-rate held against a service that no objective names (docs/objectives.md): its
+rules file tickets, never pages; a service's owners page on the objective they wrote."""
 
 
-def burn_rate(short_minutes: int) -> str:
-    """Per service, the smaller of two burn rates: over the rule's range (the long window,
-    ``$__fromTime`` to ``$__toTime``) and over its last ``short_minutes``. Both must exceed
-    the threshold, so a condition ``> N`` is the workbook's two-window rule. A window with
-    no decided promise burns nothing."""
-    short = f"closed_at > $__toTime - INTERVAL {short_minutes} MINUTE"
-    return f"""
-SELECT service,
-       least(
+def _least_burn(short: str, budget: float) -> str:
+    """The smaller of the burn rates over the whole range (the long window) and over the rows
+    of ``short``: both must exceed the threshold, so ``> N`` is the workbook's two-window
+    condition. A window with no decided promise burns nothing."""
+    return f"""least(
            ifNull(countIf(status = 'broken') / nullIf(count(), 0), 0),
            ifNull(countIf(status = 'broken' AND {short})
                   / nullIf(countIf({short}), 0), 0)
-       ) / {1 - OBJECTIVE:.6g} AS burn_rate
+       ) / {budget:.6g} AS burn_rate"""
+
+
+def _short(minutes: int) -> str:
+    return f"closed_at > $__toTime - INTERVAL {minutes} MINUTE"
+
+
+def burn_rate(short_minutes: int, excluded: Sequence[str] = ()) -> str:
+    """Per service but the ``excluded`` ones (those an objective names), the smaller of two
+    burn rates against ``OBJECTIVE``: over the rule's range (the long window, ``$__fromTime``
+    to ``$__toTime``) and over its last ``short_minutes``."""
+    return f"""
+SELECT service,
+       {_least_burn(_short(short_minutes), 1 - OBJECTIVE)}
 FROM outcomes FINAL
 WHERE closed_at > $__fromTime
   AND closed_at <= $__toTime
-  AND status IN ('kept', 'broken')
+  AND {o.DECIDED}
+  AND {o.none_of(list(excluded))}
 GROUP BY service
 ORDER BY service
+"""
+
+
+def objective_burn_rate(objective: Objective, short_minutes: int, page_guard: bool) -> str:
+    """The objective's burn rate: the smaller of the rates over the rule's range (the long
+    window) and its last ``short_minutes``, as error ratio / (1 - target). With
+    ``page_guard``, a ``severity`` column: ``page`` when the long window holds at least the
+    objective's ``page_min_decided`` decided promises, else ``ticket`` (the low-traffic
+    guard: too few promises to wake anyone for)."""
+    severity = (
+        f"if(count() >= {objective.page_min_decided}, 'page', 'ticket') AS severity,\n       "
+        if page_guard
+        else ""
+    )
+    return f"""
+SELECT service,
+       {severity}{_least_burn(_short(short_minutes), objective.error_budget)}
+FROM outcomes FINAL
+WHERE closed_at > $__fromTime
+  AND closed_at <= $__toTime
+  AND {o.DECIDED}
+  AND {o.selects(objective)}
+GROUP BY service
 """
 
 

@@ -18,6 +18,7 @@ from promise_tracker.dashboards.macros import (
     dashboard_sql,
     template_variables,
 )
+from promise_tracker.objectives.load import load_objectives
 from tests.cli import cli
 from tests.support import ROOT
 
@@ -84,20 +85,35 @@ def test_dashboard_provider_points_where_compose_mounts_the_files():
 def test_alert_rules_reference_the_data_source_and_route_by_severity():
     rules = json.loads((GRAFANA / "provisioning/alerting/promise-tracker.json").read_text())
     found = [r for group in rules["groups"] for r in group["rules"]]
+    # the fixed 99 % rules now hold only the services no objective names, and ticket; each
+    # objective of examples/objectives.yaml has the workbook's three burn-rate rules
+    objectives = load_objectives(build.OBJECTIVES)
     assert {r["uid"] for r in found} == {
         "promise-burn-fast",
         "promise-burn-slow",
         "promise-dlq-spike",
         "promise-pipeline-stalled",
-    }
+    } | {f"slo-{o.name}-{tier}" for o in objectives for tier in ("fast", "slow", "ticket")}
+    assert len({r["title"] for r in found}) == len(found)  # Grafana: unique in a folder
     for rule in found:
         query, condition = rule["data"]
-        assert query["datasourceUid"] == "clickhouse" and query["model"]["rawSql"]
+        sql = query["model"]["rawSql"]
+        assert query["datasourceUid"] == "clickhouse" and sql
         assert condition["model"]["expression"] == "A" and rule["condition"] == "B"
-        assert rule["labels"]["severity"] in ("page", "ticket")
-        assert "$__conditionalAll" not in query["model"]["rawSql"]  # no browser in alerting
+        # the severity is the rule's, or (a paging burn rate: the low-traffic guard) the query's
+        assert rule["labels"].get("severity") in ("page", "ticket") or (
+            "'page', 'ticket') AS severity" in sql and rule["uid"].endswith(("-fast", "-slow"))
+        )
+        assert "$__conditionalAll" not in sql  # no browser in alerting
+    severity = {r["uid"]: r["labels"].get("severity") for r in found}
+    assert severity["promise-burn-fast"] == severity["promise-burn-slow"] == "ticket"
     windows = {r["uid"]: r["data"][0]["relativeTimeRange"]["from"] for r in found}
     assert windows["promise-burn-fast"] == 3600 and windows["promise-burn-slow"] == 6 * 3600
+    for objective in objectives:
+        assert windows[f"slo-{objective.name}-fast"] == 3600
+        assert windows[f"slo-{objective.name}-slow"] == 6 * 3600
+        assert windows[f"slo-{objective.name}-ticket"] == 3 * 86400
+        assert severity[f"slo-{objective.name}-ticket"] == "ticket"
     assert rules["contactPoints"][0]["receivers"][0]["type"] == "prometheus-alertmanager"
 
 
