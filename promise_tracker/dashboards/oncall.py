@@ -113,6 +113,23 @@ def recent_violations() -> table.Panel:
     )
 
 
+def at_risk_now() -> table.Panel:
+    return (
+        table.Panel()
+        .title("At risk now")
+        .description(
+            "Open promises past a warning point (SPEC 4.1), the least time left first: the "
+            "words the customer read, when the warning came, and the seconds until the due "
+            "time (empty while paused, or for a journey out of steps). Not limited to the "
+            "time range."
+        )
+        .datasource(CLICKHOUSE)
+        .with_target(SQL(q.AT_RISK_NOW, TABLE))
+        .height(8)
+        .span(24)
+    )
+
+
 def late_events() -> timeseries.Panel:
     return (
         timeseries.Panel()
@@ -187,6 +204,7 @@ def dashboard() -> gdash.Dashboard:
         .with_panel(violations_by_reason())
         .with_panel(reject_rate())
         .with_panel(recent_violations())
+        .with_panel(at_risk_now())
         .with_panel(late_events())
         .with_panel(watermark_delay())
         .with_panel(sink_lag())

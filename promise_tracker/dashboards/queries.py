@@ -229,6 +229,37 @@ ORDER BY detected_at DESC, violation_id
 LIMIT 200
 """
 
+# SPEC 4.1: promises about to break while they can still be kept, the least time left first
+# (null when the promise is paused or counts steps: last). Not limited to the time range:
+# what is at risk is at risk now.
+AT_RISK_NOW = f"""
+SELECT promise_id,
+       service,
+       channel,
+       label,
+       promise_text AS customer_read,
+       warn_at,
+       due_at,
+       dateDiff('second', now64(3), due_at) AS seconds_left,
+       warning_id
+FROM warnings FINAL
+WHERE state = 'active'
+  AND {SERVICE}
+ORDER BY seconds_left ASC NULLS LAST, warn_at, warning_id
+LIMIT 200
+"""
+
+# Warned promises that were then kept (the warning saved them) beside those that broke
+# anyway: each promise once, whatever its number of warning labels
+WARNINGS_SAVED = f"""
+SELECT uniqExactIf(promise_id, outcome = 'kept') AS saved,
+       uniqExactIf(promise_id, outcome = 'broken') AS broken_anyway
+FROM warnings FINAL
+WHERE state = 'resolved'
+  AND $__timeFilter(warn_at)
+  AND {FILTERS}
+"""
+
 REJECT_RATE = """
 SELECT $__timeInterval(rejected_at) AS time,
        reason,

@@ -16,6 +16,13 @@ SELECT violation_id, promise_id, service, channel, subject, kind, reason, expect
 FROM {db}.violations FINAL
 """
 
+_WARNINGS = """
+SELECT warning_id, promise_id, service, channel, kind, label,
+       toUnixTimestamp64Micro(warn_at) AS warn_us, toUnixTimestamp64Micro(due_at) AS due_us,
+       time_left, promise_text, labels, state, outcome
+FROM {db}.warnings FINAL
+"""
+
 _OUTCOMES = """
 SELECT o.promise_id AS promise_id, o.status AS status,
        toUnixTimestamp64Micro(o.closed_at) AS closed_us, o.kind AS kind, o.service AS service,
@@ -36,6 +43,16 @@ def violations(store: Store) -> dict[str, dict[str, Any]]:
     for row in store.rows(_VIOLATIONS):
         row["occurred_at"] = _seconds(row.pop("occurred_us"))
         found[row["violation_id"]] = row
+    return found
+
+
+def warnings(store: Store) -> dict[str, dict[str, Any]]:
+    """Warning id -> its last emission (``detected_at`` aside), in the replay's shape."""
+    found = {}
+    for row in store.rows(_WARNINGS):
+        row["warn_at"] = _seconds(row.pop("warn_us"))
+        row["due_at"] = _seconds(row.pop("due_us"))
+        found[row["warning_id"]] = row
     return found
 
 
@@ -94,7 +111,7 @@ def broken_promises(
 def counts(store: Store) -> Counter[str]:
     """Rows per table after deduplication (what a reader sees)."""
     found: Counter[str] = Counter()
-    for table in ("promises", "outcomes", "violations", "violation_events", "rejects"):
+    for table in ("promises", "outcomes", "violations", "violation_events", "warnings", "rejects"):
         name = check_identifier(table, "table")
         rows = store.rows(f"SELECT count() AS n FROM {{db}}.{name} FINAL")
         found[table] = int(rows[0]["n"])

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import time
 
-from promise_tracker.schemas.codec import violation_event_id
-from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
+from promise_tracker.schemas.codec import violation_event_id, warning_event_id
+from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord, WarningRecord
 from promise_tracker.schemas.reject import Reject
 from promise_tracker.sinks.batcher import ClickHouseSink
-from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
+from promise_tracker.sinks.rows import (
+    outcome_row,
+    promise_row,
+    reject_row,
+    violation_rows,
+    warning_row,
+)
 
 
 class ClickHouseTap:
@@ -31,6 +37,11 @@ class ClickHouseTap:
     def violation(self, record: ViolationRecord) -> None:
         rows = violation_rows(record, violation_event_id(record), self._next(), self.subject_key)
         self.sink.add_all(rows)
+        self._flush_if_full()
+
+    def warning(self, record: WarningRecord) -> None:
+        row = warning_row(record, warning_event_id(record), self._next(), self.subject_key)
+        self.sink.add_all([row])
         self._flush_if_full()
 
     def reject(self, reject: Reject) -> None:

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 
-from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord
+from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord, WarningRecord
 from promise_tracker.sinks.tables import (
     OutcomeRow,
     PromiseRow,
@@ -25,6 +25,7 @@ from promise_tracker.sinks.tables import (
     Row,
     ViolationEventRow,
     ViolationRow,
+    WarningRow,
 )
 
 PSEUDONYM = "hmac:"
@@ -52,6 +53,19 @@ def violation_rows(
         r.detected_at, version,
     )  # fmt: skip
     return [("violations", latest), ("violation_events", history)]
+
+
+def warning_row(
+    r: WarningRecord, event_id: str, version: int, subject_key: bytes = b""
+) -> tuple[str, Row]:
+    """A warning emission: its latest state (the last emission per id is the truth)."""
+    subject = pseudonym(subject_key, r.subject) if subject_key else r.subject
+    row = WarningRow(
+        r.warning_id, r.promise_id, r.service, r.channel, subject, r.kind, r.label, r.warn_at,
+        r.due_at, r.time_left, r.promise_text, r.labels, r.state, r.outcome, r.detected_at,
+        event_id, version,
+    )  # fmt: skip
+    return ("warnings", row)
 
 
 def promise_row(r: OutcomeRecord, version: int, subject_key: bytes = b"") -> tuple[str, Row]:

@@ -22,9 +22,15 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from promise_tracker.runtime.backoff import Backoff
 from promise_tracker.runtime.kafka import failed, kafka_config
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.schemas.codec import decode_outcome, decode_violation
+from promise_tracker.schemas.codec import decode_outcome, decode_violation, decode_warning
 from promise_tracker.sinks.batcher import ClickHouseSink
-from promise_tracker.sinks.rows import outcome_row, promise_row, reject_row, violation_rows
+from promise_tracker.sinks.rows import (
+    outcome_row,
+    promise_row,
+    reject_row,
+    violation_rows,
+    warning_row,
+)
 from promise_tracker.sinks.sink_metrics import SinkMetrics
 from promise_tracker.sinks.store import (
     ClickHouseStore,
@@ -95,6 +101,9 @@ def records_to_rows(
     if topic_kind == "violations":
         event = decode_violation(value)
         return violation_rows(event.data, event.id, offset, subject_key)
+    if topic_kind == "warnings":
+        warning = decode_warning(value)
+        return [warning_row(warning.data, warning.id, offset, subject_key)]
     if topic_kind == "outcomes":
         record = decode_outcome(value).data
         return [
@@ -146,6 +155,7 @@ class SinkRunner:
         self.subject_key = settings.subject_key.encode()  # b"": subjects stored as they are
         self.kinds = {
             settings.violations: "violations",
+            settings.warnings: "warnings",
             settings.outcomes: "outcomes",
             settings.dlq: "dlq",
         }

@@ -106,6 +106,31 @@ class ViolationEventRow(NamedTuple):
         return (self.violation_id, self.event_id)
 
 
+class WarningRow(NamedTuple):
+    """An at-risk warning's latest emission (SPEC 4.1)."""
+
+    warning_id: String
+    promise_id: String
+    service: Low
+    channel: Low
+    subject: MaybeString
+    kind: Low
+    label: Low
+    warn_at: Time
+    due_at: MaybeTime
+    time_left: MaybeFloat
+    promise_text: MaybeString
+    labels: Labels
+    state: Low
+    outcome: MaybeLow
+    detected_at: Time
+    event_id: String
+    version: Version
+
+    def key(self) -> Any:
+        return self.warning_id
+
+
 class RejectRow(NamedTuple):
     reject_id: String
     reason: Low
@@ -123,7 +148,7 @@ class RejectRow(NamedTuple):
         return self.reject_id
 
 
-Row = PromiseRow | OutcomeRow | ViolationRow | ViolationEventRow | RejectRow
+Row = PromiseRow | OutcomeRow | ViolationRow | ViolationEventRow | WarningRow | RejectRow
 
 # table name -> its row type, in the order the sink writes them
 TABLES: dict[str, type[Any]] = {
@@ -131,6 +156,7 @@ TABLES: dict[str, type[Any]] = {
     "outcomes": OutcomeRow,
     "violations": ViolationRow,
     "violation_events": ViolationEventRow,
+    "warnings": WarningRow,
     "rejects": RejectRow,
 }
 

@@ -48,6 +48,8 @@ class Tap(Protocol):
 
     def violation(self, record: ViolationRecord) -> None: ...
 
+    def warning(self, record: WarningRecord) -> None: ...
+
     def reject(self, reject: Reject) -> None: ...
 
     def final_outcome(self, record: OutcomeRecord) -> None: ...
@@ -79,6 +81,8 @@ class _FileListener:
     def warning(self, record: WarningRecord) -> None:
         if self._warnings is not None:
             self._warnings.write(self._encode(record) + b"\n")
+        if self._tap is not None:
+            self._tap.warning(record)
 
     def outcome(self, state: PromiseState) -> None:
         pass  # replay writes final outcomes only
