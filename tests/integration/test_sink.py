@@ -17,7 +17,14 @@ from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.store import ClickHouseStore
 from tests.answers import Answer, active, replay_answer
-from tests.live import WorkerProcess, fresh_settings, raw_producer, wait_for
+from tests.live import (
+    TopicReader,
+    WorkerProcess,
+    fresh_settings,
+    last_by_key,
+    raw_producer,
+    wait_for,
+)
 from tests.streams import ORPHAN_TTL, PARTITIONS, QUIET, RETENTION, make_stream, send
 
 
@@ -44,13 +51,46 @@ def pipeline(kafka: str, tmp_path: Path):
 
 
 def outputs_of(settings: Settings) -> list[str]:
-    return [settings.violations, settings.outcomes, settings.dlq]
+    return [settings.violations, settings.warnings, settings.outcomes, settings.dlq]
 
 
 def drained(settings: Settings) -> bool:
     """The worker has committed all its input and the sink all the worker's output."""
     inputs = group_lag(settings, settings.group, [settings.issued, settings.observed])
     return inputs == 0 and group_lag(settings, settings.sink_group, outputs_of(settings)) == 0
+
+
+TABLES = ("violations", "warnings", "outcomes", "promises", "violation_events", "rejects")
+
+
+def stored_warnings(settings: Settings) -> dict[str, dict]:
+    """Warning id -> what its stored row says (state, outcome, label, warn_at)."""
+    store = ClickHouseStore(settings.chdb_path, settings.database).connect()
+    try:
+        rows = queries.warnings(store)
+    finally:
+        store.close()
+    return {wid: _warning_facts(row) for wid, row in rows.items()}
+
+
+def topic_warnings(settings: Settings) -> dict[str, dict]:
+    """Warning id -> what the last message on promises.warnings says."""
+    reader = TopicReader(settings.kafka, settings.warnings)
+    try:
+        while reader.poll(1.0):
+            pass
+        return {wid: _warning_facts(w) for wid, w in last_by_key(reader.messages).items()}
+    finally:
+        reader.consumer.close()
+
+
+def _warning_facts(w: dict) -> dict:
+    return {
+        "state": w["state"],
+        "outcome": w["outcome"],
+        "label": w["label"],
+        "warn_at": round(w["warn_at"], 6),
+    }
 
 
 def stored_answer(settings: Settings) -> tuple[Answer, Counter]:
@@ -61,7 +101,7 @@ def stored_answer(settings: Settings) -> tuple[Answer, Counter]:
         outcomes = queries.outcomes(store)
         rejects = queries.rejects(store)
         counts = queries.counts(store)
-        for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+        for table in TABLES:
             store.command(f"OPTIMIZE TABLE {{db}}.{table} FINAL")
             raw = store.rows(f"SELECT count() AS n FROM {{db}}.{table}")[0]["n"]
             counts[f"{table} on disk"] = int(raw)
@@ -100,8 +140,11 @@ def test_events_through_kafka_land_in_clickhouse_with_the_replay_answer(pipeline
     got, counts = stored_answer(settings)
     assert_same(got, expected)
     assert counts["outcomes"] == counts["promises"] == len(expected.outcomes)
-    for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+    for table in TABLES:
         assert counts[f"{table} on disk"] == counts[table]  # merged: one row per id
+    # the warnings table says what the topic says last, warning by warning
+    warnings = stored_warnings(settings)
+    assert warnings and warnings == topic_warnings(settings)
 
 
 def test_a_killed_sink_doubles_nothing(pipeline, tmp_path):
@@ -120,8 +163,9 @@ def test_a_killed_sink_doubles_nothing(pipeline, tmp_path):
     finish(settings, worker, sink, timeout=120)
     got, counts = stored_answer(settings)
     assert_same(got, expected)
-    for table in ("violations", "outcomes", "promises", "violation_events", "rejects"):
+    for table in TABLES:
         assert counts[f"{table} on disk"] == counts[table]
+    assert stored_warnings(settings) == topic_warnings(settings)
     print(f"{kills} sink kills: {dict(counts)}")
 
 
