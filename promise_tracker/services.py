@@ -19,7 +19,7 @@ from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.runner import SinkRunner, describe_store, store_from
-from promise_tracker.streams.worker import Worker
+from promise_tracker.streams.worker import Worker, engine_config
 from promise_tracker.streams.worker_metrics import WorkerCollector
 
 log = logging.getLogger("promise_tracker.worker")
@@ -31,9 +31,10 @@ def run_worker(settings: Settings) -> None:
     it pages through Alertmanager when ``alertmanager_url`` is set."""
     registry = CollectorRegistry()  # not the global one: tests run several in one process
     server = serve(registry, settings.metrics_host, settings.metrics_port, "metrics_port")
+    config = engine_config(settings)  # the calendars file: a bad one stops us before Kafka
     ensure_topics(settings)
     pager = Pager.from_settings(settings) if settings.alertmanager_url else None
-    worker = Worker(settings, pager=pager)
+    worker = Worker(settings, pager=pager, config=config)
     registry.register(WorkerCollector(worker))
     start_process(settings.log_level, worker.stop)
     log.info("worker %d in group %s on %s", os.getpid(), settings.group, settings.kafka)

@@ -103,10 +103,13 @@ class Worker:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         pager: AlertOutput | None = None,
+        config: EngineConfig | None = None,
     ):
         self.settings = settings
         self.clock = clock
-        self.config = engine_config(settings)
+        # the composition root reads it before touching Kafka (a bad calendars file stops
+        # the worker before it creates a topic)
+        self.config = config if config is not None else engine_config(settings)
         self.inputs = (settings.issued, settings.observed)
         self.outputs = {
             "violations": settings.violations,

@@ -264,3 +264,8 @@ def test_a_calendars_file_the_worker_cannot_use_stops_it_at_start(kafka, tmp_pat
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"promise-tracker worker: PROMISE_TRACKER_CALENDARS: {bad}: ")
     assert "[support-eu] timezone" in lines[0]
+    # it stopped before touching Kafka: none of its topics was created
+    from confluent_kafka.admin import AdminClient
+
+    topics = AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=30).topics
+    assert settings.issued not in topics and settings.warnings not in topics
