@@ -191,6 +191,7 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
         store = ChdbStore(settings.chdb_path, settings.database).connect()
         try:
             _summary(out, store, stream, malformed, settings.dlq)
+            report = _leadership_report(store, workdir)
         finally:
             store.close()
         if settings.alertmanager_url:
@@ -200,6 +201,7 @@ def _run(out: TextIO, events: int, workdir: Path) -> None:
             "the worker's and the sink's logs beside them.",
             file=out,
         )
+        print(f"The leadership report of the last 7 days: {_show(report)}", file=out)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -484,3 +486,18 @@ def _show(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _leadership_report(store: ChdbStore, workdir: Path) -> Path:
+    """The report of the last 7 days, against the example objectives (docs/report.md), in
+    ``workdir``; ``promise-tracker report --pdf`` prints one to PDF."""
+    from promise_tracker.objectives.load import load_objectives
+    from promise_tracker.report.figures import Period
+    from promise_tracker.report.write import write_report
+
+    now = time.time()
+    objectives = load_objectives(ROOT / "examples" / "objectives.yaml")
+    where = f"the demo's chdb at {_show(workdir / 'chdb')}"
+    path = workdir / "report.html"
+    write_report(store, path, Period(now - 7 * 86_400, now), objectives, where=where)
+    return path

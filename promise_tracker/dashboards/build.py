@@ -27,7 +27,9 @@ def _rules(objectives: Sequence[Objective]) -> str:
 
 # committed path (from the repository root) -> the code that writes it, from the objectives
 FILES: dict[Path, Callable[[Sequence[Objective]], str]] = {
-    GRAFANA / "dashboards" / "leadership.json": lambda _: to_json(leadership.dashboard()),
+    GRAFANA / "dashboards" / "leadership.json": lambda objectives: to_json(
+        leadership.dashboard(objectives)
+    ),
     GRAFANA / "dashboards" / "oncall.json": lambda _: to_json(oncall.dashboard()),
     GRAFANA / "provisioning" / "alerting" / "promise-tracker.json": _rules,
 }

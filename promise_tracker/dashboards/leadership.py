@@ -1,13 +1,27 @@
 """The leadership dashboard: how well the company keeps its promises, by service, channel and
-kind, and what the broken ones cost customers. One function per panel; SQL in queries.py."""
+kind, what the broken ones cost customers, and each objective's error budget. One function
+per panel; SQL in queries.py, an objective's budget figures in budget.py."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
-from grafana_foundation_sdk.builders import dashboard as gdash
-from grafana_foundation_sdk.models.common import BigValueGraphMode, VizOrientation
-from grafana_foundation_sdk.models.dashboard import DashboardCursorSync
+from collections.abc import Sequence
 
+from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as gcommon
+from grafana_foundation_sdk.builders import dashboard as gdash
+from grafana_foundation_sdk.models.common import (
+    BigValueColorMode,
+    BigValueGraphMode,
+    BigValueTextMode,
+    VizOrientation,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    Threshold,
+    ThresholdsMode,
+)
+
+from promise_tracker.dashboards import budget
 from promise_tracker.dashboards import queries as q
 from promise_tracker.dashboards.grafana import (
     CLICKHOUSE,
@@ -17,6 +31,7 @@ from promise_tracker.dashboards.grafana import (
     multi_variable,
     numbered,
 )
+from promise_tracker.objectives.model import Objective
 
 UID = "promise-tracker-leadership"
 
@@ -83,6 +98,23 @@ def total_excess() -> stat.Panel:
         .datasource(CLICKHOUSE)
         .with_target(SQL(q.TOTAL_EXCESS, TABLE))
         .decimals(1)
+        .graph_mode(BigValueGraphMode.NONE)
+        .height(5)
+        .span(24)
+    )
+
+
+def warnings_saved() -> stat.Panel:
+    return (
+        stat.Panel()
+        .title("Warned in time: kept, and broken anyway")
+        .description(
+            "Promises that got an at-risk warning in the time range and were then kept (the "
+            "warning saved them), beside those that broke anyway; each promise counted once."
+        )
+        .datasource(CLICKHOUSE)
+        .with_target(SQL(q.WARNINGS_SAVED, TABLE))
+        .unit("short")
         .graph_mode(BigValueGraphMode.NONE)
         .height(5)
         .span(24)
@@ -173,7 +205,92 @@ def detection_latency() -> timeseries.Panel:
     )
 
 
-def dashboard() -> gdash.Dashboard:
+# --- error budgets: five panels per objective, one row each -----------------------------
+
+
+def _budget_stat(
+    objective: Objective, figure: str, title: str, steps: Sequence[tuple[float | None, str]]
+) -> stat.Panel:
+    """One figure of the objective's budget query (every panel of an objective runs the same
+    query and shows its own column), described in the words of ``budget.explain``."""
+    return (
+        stat.Panel()
+        .title(f"{title} · {objective.title}")
+        .description(budget.explain(objective)[figure])
+        .datasource(CLICKHOUSE)
+        .with_target(SQL(budget.figures(objective), TABLE))
+        .reduce_options(
+            gcommon.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields(f"/^{figure}$/")
+        )
+        .thresholds(
+            gdash.ThresholdsConfig()
+            .mode(ThresholdsMode.ABSOLUTE)
+            .steps([Threshold(value=value, color=color) for value, color in steps])
+        )
+        .color_mode(BigValueColorMode.VALUE)
+        .text_mode(BigValueTextMode.VALUE)
+        .graph_mode(BigValueGraphMode.NONE)
+        .height(4)
+    )
+
+
+def budget_keep_rate(objective: Objective) -> stat.Panel:
+    title = f"Keep-rate, objective {budget.percent(objective.target)}"
+    steps = [(None, "red"), (objective.target, "green")]
+    return (
+        _budget_stat(objective, "keep_rate", title, steps).unit("percentunit").decimals(2).span(6)
+    )
+
+
+def budget_remaining(objective: Objective) -> stat.Panel:
+    steps = [(None, "red"), (0, "green")]
+    title = "Promises that may still break"
+    return _budget_stat(objective, "remaining", title, steps).unit("short").decimals(1).span(5)
+
+
+def budget_remaining_ratio(objective: Objective) -> stat.Panel:
+    steps = [(None, "red"), (0, "green")]
+    return (
+        _budget_stat(objective, "remaining_ratio", "Error budget left", steps)
+        .unit("percentunit")
+        .decimals(1)
+        .span(4)
+    )
+
+
+def budget_burn_rate(objective: Objective) -> stat.Panel:
+    steps = [(None, "green"), (1, "orange"), (6, "red")]
+    return (
+        _budget_stat(objective, "burn_rate_now", "Burn rate now", steps)
+        .unit("x")
+        .decimals(2)
+        .span(4)
+    )
+
+
+def budget_runs_out(objective: Objective) -> stat.Panel:
+    return (
+        _budget_stat(objective, "runs_out", "Budget runs out", [(None, "text")])
+        .color_mode(BigValueColorMode.NONE)
+        .span(5)
+    )
+
+
+def budget_panels(objective: Objective) -> list[stat.Panel]:
+    """The objective's row: keep-rate against target, the budget left in promises and in
+    percent, the burn rate now and when the budget runs out (docs/dashboards.md)."""
+    return [
+        budget_keep_rate(objective),
+        budget_remaining(objective),
+        budget_remaining_ratio(objective),
+        budget_burn_rate(objective),
+        budget_runs_out(objective),
+    ]
+
+
+def dashboard(objectives: Sequence[Objective] = ()) -> gdash.Dashboard:
+    """The dashboard; with ``objectives`` (the objectives file), a row of budget panels for
+    each, at the end."""
     board = (
         gdash.Dashboard("Promise keeping")
         .uid(UID)
@@ -191,6 +308,7 @@ def dashboard() -> gdash.Dashboard:
         .with_panel(outcome_counts())
         .with_panel(customers_affected())
         .with_panel(total_excess())
+        .with_panel(warnings_saved())
         .with_panel(keep_rate_by_service())
         .with_panel(keep_rate_by_channel())
         .with_panel(keep_rate_by_kind())
@@ -199,4 +317,7 @@ def dashboard() -> gdash.Dashboard:
         .with_panel(worst_broken())
         .with_panel(detection_latency())
     )
+    for objective in objectives:
+        for panel in budget_panels(objective):
+            board = board.with_panel(panel)
     return numbered(board)
