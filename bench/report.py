@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.workdir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"store: {promises:,} promises ({meta['events']:,} events, {meta['span_days']} days)")
-    print(f"SELECT count() FROM outcomes      {base * 1000:9.1f} ms   1x")
+    print(f"plain count() of outcomes        {base * 1000:9.1f} ms   1x")
     final = median["count() FINAL"]
     print(f"  (the same with FINAL             {final * 1000:9.1f} ms {final / base:5.0f}x)")
     print(

@@ -217,6 +217,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from promise_tracker.check.command import options_from, run_check
+
+    options = options_from(args.window, args.confidence, args.min_history)
+    return run_check(
+        args.file, args.clickhouse, args.database, options, args.quiet, sys.stdout.buffer
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from promise_tracker.check.api import serve
+
+    return serve(args.host, args.port, args.clickhouse, args.database)
+
+
 def _demo(args: argparse.Namespace) -> int:
     if args.offline:
         from promise_tracker.stories import run_stories
@@ -467,6 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--database", help="(default: PROMISE_TRACKER_DATABASE)")
     report.set_defaults(run=_report)
+
+    check = commands.add_parser(
+        "check", help="can we keep this? planned promises against the history (docs/check.md)"
+    )
+    check.add_argument("file", metavar="FILE.jsonl", help="promise.issued events; '-' is stdin")
+    check.add_argument("--clickhouse", metavar="PATH|URL", help="default: the sink's store")
+    check.add_argument("--database", help="(default: PROMISE_TRACKER_DATABASE)")
+    check.add_argument("--window", default="28d", help="history before each promise (28d)")
+    check.add_argument("--confidence", type=float, default=0.95, help="for the tightest terms")
+    check.add_argument("--min-history", type=int, default=30, help="comparable outcomes needed")
+    check.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    check.set_defaults(run=_check)
+
+    serve = commands.add_parser("serve", help="the check and promise look-ups as a JSON API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
+    serve.add_argument("--clickhouse", metavar="PATH|URL", help="default: the sink's store")
+    serve.add_argument("--database", help="(default: PROMISE_TRACKER_DATABASE)")
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -83,6 +83,41 @@ def _stamp(value: str | dt.datetime | None) -> str:
     return value
 
 
+class CheckFailed(errors.PromiseTrackerError):
+    """``Emitter.check`` got no answer: the check service is unset, down or refused."""
+
+
+def _promise_event(
+    id: str,
+    source: str,
+    kind: str,
+    channel: str,
+    terms: Mapping[str, Any],
+    text: str | None = None,
+    time: str | dt.datetime | None = None,
+    subject: str | None = None,
+    expires_at: str | dt.datetime | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``promise.issued`` event of ``Emitter.issue_promise``'s arguments."""
+    data: dict[str, Any] = {"kind": kind, "channel": channel, "terms": dict(terms)}
+    if text is not None:
+        data["text"] = text
+    if expires_at is not None:
+        data["expires_at"] = _stamp(expires_at)
+    if labels:
+        data["labels"] = dict(labels)
+    return Emitter._envelope("promise.issued", id, source, time, subject, data)
+
+
+def parse_promise(event: Mapping[str, Any]) -> Event:
+    """A planned promise, validated as ``send_event`` would (``InvalidEvent`` if not)."""
+    parsed = parse(orjson.dumps(event))
+    if isinstance(parsed, Reject):
+        raise InvalidEvent(parsed)
+    return parsed
+
+
 class Emitter:
     """A Kafka producer that only sends valid promise-tracker events."""
 
@@ -122,15 +157,45 @@ class Emitter:
         labels: Mapping[str, str] | None = None,
     ) -> str:
         """Send a ``promise.issued`` event; returns the promise id."""
-        data: dict[str, Any] = {"kind": kind, "channel": channel, "terms": dict(terms)}
-        if text is not None:
-            data["text"] = text
-        if expires_at is not None:
-            data["expires_at"] = _stamp(expires_at)
-        if labels:
-            data["labels"] = dict(labels)
-        self.send_event(self._envelope("promise.issued", id, source, time, subject, data))
+        self.send_event(
+            _promise_event(
+                id, source, kind, channel, terms, text, time, subject, expires_at, labels
+            )
+        )
         return id
+
+    def check(
+        self, *, check_url: str | None = None, timeout: float = 30.0, **promise: Any
+    ) -> dict[str, Any]:
+        """Can we keep this? The same arguments as ``issue_promise``; nothing is sent to
+        Kafka. The planned promise is validated here (``InvalidEvent``), then checked by
+        ``promise-tracker serve`` at ``check_url`` (default: PROMISE_TRACKER_CHECK_URL,
+        e.g. ``http://checks.internal:8000``): the SDK needs no access to ClickHouse.
+        Returns the answer of docs/check.md; raises ``CheckFailed`` when there is none."""
+        import os
+        import urllib.error
+        import urllib.request
+
+        event = _promise_event(**promise)
+        parse_promise(event)
+        base = check_url or os.environ.get("PROMISE_TRACKER_CHECK_URL", "")
+        if not base:
+            raise CheckFailed(
+                "no check service: give check_url or set PROMISE_TRACKER_CHECK_URL to the "
+                "address of promise-tracker serve (http://host:8000)"
+            )
+        request = urllib.request.Request(
+            base.rstrip("/") + "/v1/check",
+            data=orjson.dumps(event),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return orjson.loads(answer.read())[0]
+        except urllib.error.HTTPError as exc:
+            raise CheckFailed(f"{base}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise CheckFailed(f"{base} cannot be reached: {exc}") from None
 
     def observe_delivery(
         self,

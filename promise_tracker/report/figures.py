@@ -15,26 +15,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promise_tracker import measures as m
 from promise_tracker.dashboards import budget
 from promise_tracker.dashboards import queries as q
 from promise_tracker.dashboards.macros import ALL, Request, dashboard_sql
+from promise_tracker.measures import BROKEN, KEEP_RATE, KEPT
 from promise_tracker.objectives.model import Objective
 from promise_tracker.sinks.store import Store
 
 DAY = 86_400
 TABLES = ("outcomes", "promises", "violations", "violation_events", "rejects", "warnings")
-_TABLE = re.compile(rf"\b(FROM|JOIN)\s+({'|'.join(TABLES)})\b")
+_TABLE = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(TABLES) + r")\b")
 ALL_VARIABLES = {"service": [ALL], "channel": [ALL], "kind": [ALL], "violation_id": ""}
 WORST_SHOWN = 15  # of the worst-broken panel's 50 rows
 
 # Keep-rate per service over the period, worst first: "where are we worst".
 BY_SERVICE = f"""
 SELECT service,
-       {m.KEPT} AS kept,
-       {m.BROKEN} AS broken,
+       {KEPT} AS kept,
+       {BROKEN} AS broken,
        countIf(status = 'expired') AS unverifiable,
-       {m.KEEP_RATE} AS keep_rate
+       {KEEP_RATE} AS keep_rate
 FROM outcomes FINAL
 WHERE $__timeFilter(closed_at)
   AND status != 'open'

@@ -320,3 +320,12 @@ class OutcomeRecord(Struct, frozen=True, gc=False, kw_only=True):
     issued_at: float
     text: str | None
     labels: dict[str, str]
+    # What "can we keep this?" (docs/check.md) needs; None in records written before them.
+    # terms: the promise's terms as written (times as RFC 3339 text)
+    terms: dict[str, object] | None = None
+    # what was measured: hold_seconds, delivery_seconds, steps_to_goal, early_seconds or
+    # up_seconds; allowed: what the terms allowed, in the same unit; measured: its value
+    # (None: nothing measured, e.g. never delivered, goal never reached, no outage seen)
+    measure: str | None = None
+    allowed: float | None = None
+    measured: float | None = None

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from promise_tracker.measures import BROKEN, KEEP_RATE, KEPT
 from promise_tracker.sinks.store import Store, check_identifier
 
@@ -27,7 +29,8 @@ _OUTCOMES = """
 SELECT o.promise_id AS promise_id, o.status AS status,
        toUnixTimestamp64Micro(o.closed_at) AS closed_us, o.kind AS kind, o.service AS service,
        o.channel AS channel, p.subject AS subject,
-       toUnixTimestamp64Micro(o.issued_at) AS issued_us, p.text AS text, p.labels AS labels
+       toUnixTimestamp64Micro(o.issued_at) AS issued_us, p.text AS text, p.labels AS labels,
+       o.terms AS terms, o.measure AS measure, o.allowed AS allowed, o.measured AS measured
 FROM (SELECT * FROM {db}.outcomes FINAL) AS o
 LEFT JOIN (SELECT * FROM {db}.promises FINAL) AS p ON o.promise_id = p.promise_id
 """
@@ -62,6 +65,7 @@ def outcomes(store: Store) -> dict[str, dict[str, Any]]:
     for row in store.rows(_OUTCOMES):
         row["closed_at"] = _seconds(row.pop("closed_us"))
         row["issued_at"] = _seconds(row.pop("issued_us"))
+        row["terms"] = None if row["terms"] is None else orjson.loads(row["terms"])
         found[row["promise_id"]] = row
     return found
 

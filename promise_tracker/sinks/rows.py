@@ -17,6 +17,8 @@ import base64
 import hashlib
 import hmac
 
+import orjson
+
 from promise_tracker.schemas.models import OutcomeRecord, ViolationRecord, WarningRecord
 from promise_tracker.sinks.tables import (
     OutcomeRow,
@@ -79,9 +81,10 @@ def promise_row(r: OutcomeRecord, version: int, subject_key: bytes = b"") -> tup
 
 
 def outcome_row(r: OutcomeRecord, updated_at: float, version: int) -> tuple[str, Row]:
+    terms = None if r.terms is None else orjson.dumps(r.terms).decode()
     row = OutcomeRow(
         r.promise_id, r.status, r.closed_at, r.service, r.channel, r.kind, r.issued_at,
-        updated_at, version,
+        updated_at, version, terms, r.measure, r.allowed, r.measured,
     )  # fmt: skip
     return ("outcomes", row)
 

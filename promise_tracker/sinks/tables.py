@@ -56,6 +56,12 @@ class OutcomeRow(NamedTuple):
     issued_at: Time
     updated_at: Time
     version: Version
+    # deploy/clickhouse/0003_outcome_measures.sql: what "can we keep this?" reads
+    # (docs/check.md); NULL in rows written before it
+    terms: MaybeString = None  # the promise's terms, as JSON
+    measure: MaybeLow = None
+    allowed: MaybeFloat = None
+    measured: MaybeFloat = None
 
     def key(self) -> Any:
         return self.promise_id

@@ -1,0 +1,228 @@
+"""One planned promise (a ``promise.issued`` event) -> its answer, a JSON-ready dict
+(docs/check.md says what each number means)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec import UNSET
+
+from promise_tracker.check.estimate import (
+    LOWER_BOUND,
+    History,
+    chance,
+    duration_text,
+    quantiles,
+    round_to_grid,
+    tightest,
+)
+from promise_tracker.check.history import Group, HistoryReader
+from promise_tracker.schemas.models import PromiseIssued, kind_of
+from promise_tracker.schemas.parse import parse
+from promise_tracker.schemas.reject import Reason, Reject
+
+# kind -> what its outcomes measure (as streams/records.py writes them)
+MEASURES = {
+    "deadline": "early_seconds",
+    "max_wait": "hold_seconds",
+    "max_steps": "steps_to_goal",
+    "deliver_by": "delivery_seconds",
+    "channels_available": "up_seconds",
+}
+HOUR = 3_600.0
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    window: float = 28 * 86_400.0  # seconds of history before the promise
+    confidence: float = 0.95
+    min_history: int = 30
+
+
+class Planned:
+    """The planned terms as one threshold on the kind's measure, and how to say them."""
+
+    def __init__(self, promise: PromiseIssued):
+        self.promise = promise
+        self.kind = kind_of(promise)
+        self.t0 = promise.time.timestamp()
+        terms: Any = promise.data.terms
+        self.unsupported: str | None = None
+        if self.kind == "deadline":
+            self.threshold = 0.0  # kept: closed no earlier than promised
+        elif self.kind == "max_wait":
+            self.threshold = float(terms.max_seconds)
+        elif self.kind == "max_steps":
+            self.threshold = float(terms.max_steps)
+        elif self.kind == "deliver_by":
+            if terms.due_at is not UNSET:
+                self.threshold = terms.due_at.timestamp() - self.t0
+            else:
+                self.threshold = float(terms.within_seconds)
+                if terms.calendar is not UNSET:
+                    self.unsupported = (
+                        f"a business-calendar promise ({terms.calendar}): the history is "
+                        "measured in real seconds, so no estimate is made for it"
+                    )
+        else:
+            self.threshold = terms.until.timestamp() - self.t0
+
+    def text(self, threshold: float) -> str:
+        """The terms that ``threshold`` stands for, as the customer would read them."""
+        if self.kind == "deadline":
+            until = self.promise.data.terms.open_until.timestamp() - threshold  # type: ignore[union-attr]
+            return f"open until {_when(until)}"
+        if self.kind == "max_wait":
+            return f"a wait of at most {duration_text(threshold)}"
+        if self.kind == "max_steps":
+            return f"at most {threshold:g} steps"
+        if self.kind == "deliver_by":
+            return f"within {duration_text(threshold)}"
+        return f"available for {duration_text(threshold)}"
+
+    def rounded(self, threshold: float) -> float:
+        if self.kind == "max_steps":
+            return threshold
+        return round_to_grid(threshold, up=MEASURES[self.kind] not in LOWER_BOUND)
+
+
+def _when(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _percent(p: float) -> str:
+    return f"{math.floor(p * 100 + 1e-9)}%"
+
+
+def window_of(promise: PromiseIssued, options: CheckOptions) -> tuple[float, float]:
+    """The history's window: ``options.window`` before the hour the promise is issued in (a
+    campaign issued within one hour reads each group's history once)."""
+    until = math.floor(promise.time.timestamp() / HOUR) * HOUR
+    return until - options.window, until
+
+
+def answer(promise: PromiseIssued, reader: HistoryReader, options: CheckOptions) -> dict:
+    planned = Planned(promise)
+    since, until = window_of(promise, options)
+    group = Group(promise.source, promise.data.channel, planned.kind, since, until)
+    history = reader.history(group)
+    decided = history.kept + history.broken
+    result: dict[str, Any] = {
+        "promise_id": promise.id,
+        "service": group.service,
+        "channel": group.channel,
+        "kind": group.kind,
+        "window": {"from": _iso(since), "until": _iso(until)},
+        "history": {"kept": history.kept, "broken": history.broken},
+        "keep_rate": None,
+        "measure": {"name": history.measure, "measured": len(history.values)},
+        "planned": {"terms": planned.text(planned.threshold), "threshold": planned.threshold},
+        "probability_kept": None,
+        "comparable": 0,
+        "tightest": None,
+        "enough_history": False,
+        "sentence": "",
+        # declared capabilities the terms contradict (issue 16 item 2): filled once the
+        # engine knows capabilities; empty until then
+        "contradictions": [],
+    }
+    if planned.unsupported:
+        result["sentence"] = f"{promise.id}: {planned.unsupported}"
+        return result
+    found = chance(history, planned.threshold)
+    result["comparable"] = found.comparable
+    if found.comparable < options.min_history:
+        result["sentence"] = (
+            f"too little history: {found.comparable} comparable outcomes of {group.kind} "
+            f"promises by {group.service} on {group.channel} in the window (fewer than "
+            f"{options.min_history}); no estimate"
+        )
+        return result
+    result["enough_history"] = True
+    result["keep_rate"] = history.kept / decided if decided else None
+    key = (group, options)
+    if key not in reader.derived:
+        exact = tightest(history, options.confidence, options.min_history)
+        reader.derived[key] = (quantiles(history), exact)
+    result["measure"]["quantiles"], exact = reader.derived[key]
+    result["measure"]["not_measured"] = len(history.open_ended)
+    result["probability_kept"] = found.probability
+    result["tightest"] = _tightest(planned, history, exact)
+    result["sentence"] = _sentence(planned, found.probability, result["tightest"], options)  # type: ignore[arg-type]
+    return result
+
+
+def _tightest(planned: Planned, history: History, exact: float | None) -> dict | None:
+    if exact is None:
+        return None
+    threshold = planned.rounded(exact)
+    found = chance(history, threshold)
+    return {
+        "terms": planned.text(threshold),
+        "threshold": threshold,
+        "probability_kept": found.probability,
+        "comparable": found.comparable,
+    }
+
+
+def _sentence(planned: Planned, p: float, tight: dict | None, options: CheckOptions) -> str:
+    said = f"'{planned.text(planned.threshold)}'"
+    if tight is None:
+        return (
+            f"no terms were kept {_percent(options.confidence)} of the time; "
+            f"{said} would have been kept {_percent(p)}"
+        )
+    best = f"'{tight['terms']}' ({_percent(tight['probability_kept'])} kept)"
+    if p >= options.confidence:
+        return f"promise {said} ({_percent(p)} kept); the tightest at the same confidence: {best}"
+    return f"promise {best}, not {said} ({_percent(p)})"
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def error_answer(reject: Reject, line: int | None) -> dict:
+    """A planned promise that cannot be checked: the reason names the field."""
+    return {
+        "promise_id": reject.event_id,
+        "line": line,
+        "error": {"reason": str(reject.reason), "message": reject.message},
+    }
+
+
+def check_lines(
+    lines: Iterable[bytes],
+    reader: HistoryReader,
+    options: CheckOptions,
+    on_answer: Callable[[dict], object] | None = None,
+) -> list[dict]:
+    """Every non-blank line's answer, in order; a line that is not a valid
+    ``promise.issued`` event gets an error answer."""
+    answers = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        answers.append(check_bytes(line.strip(), reader, options, number))
+        if on_answer is not None:
+            on_answer(answers[-1])
+    return answers
+
+
+def check_bytes(raw: bytes, reader: HistoryReader, options: CheckOptions, line: int | None) -> dict:
+    event = parse(raw)
+    if isinstance(event, Reject):
+        return error_answer(event, line)
+    if not isinstance(event, PromiseIssued):
+        not_planned = Reject(
+            Reason.INVALID_EVENT,
+            "type: a check takes promise.issued events (planned promises), not delivery.observed",
+            raw,
+            event_id=event.id,
+        )
+        return error_answer(not_planned, line)
+    return answer(event, reader, options)

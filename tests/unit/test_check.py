@@ -1,0 +1,207 @@
+"""``promise-tracker check``: its numbers equal a computation from the replay's own outcomes
+file on a generated stream (the files carry the measures, streams/records.py), the history
+store being the same replay's tables on chdb."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from promise_tracker.streams.records import read_jsonl
+from promise_tracker.synthetic import generate
+from tests.cli import cli
+
+PLANNED_AT = "2026-03-06T00:00:00Z"  # after the generated stream's promises
+UNTIL = dt.datetime(2026, 3, 6, tzinfo=dt.UTC).timestamp()
+WINDOW = 28 * 86_400
+UPPER = {"deadline", "max_wait", "max_steps", "deliver_by"}
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A generated stream replayed into files and a chdb store: (store, outcomes)."""
+    root = tmp_path_factory.mktemp("check")
+    stream = root / "stream.jsonl"
+    generate(stream, events=20_000, open_promises=2_000, seed=3)
+    files = [root / f"{n}.jsonl" for n in ("v", "o", "r")]
+    done = cli(
+        "replay", str(stream), "--violations", str(files[0]), "--outcomes", str(files[1]),
+        "--rejects", str(files[2]), "--clickhouse", str(root / "chdb"), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return root / "chdb", read_jsonl(files[1])
+
+
+def _busiest(outcomes: list[dict], kind: str) -> tuple[str, str]:
+    groups = Counter((o["service"], o["channel"]) for o in outcomes if o["kind"] == kind)
+    return groups.most_common(1)[0][0]
+
+
+def _planned(pid: str, kind: str, service: str, channel: str) -> dict:
+    terms = {
+        "deadline": {"open_until": "2026-03-20T00:00:00Z"},
+        "max_wait": {"max_seconds": 900},
+        "max_steps": {"max_steps": 4, "goal": "done"},
+        "deliver_by": {"due_at": "2026-03-07T12:00:00Z"},
+        "channels_available": {"channels": [channel], "until": "2026-03-06T06:00:00Z"},
+    }[kind]
+    return {
+        "specversion": "1.0",
+        "type": "promise.issued",
+        "source": service,
+        "id": pid,
+        "time": PLANNED_AT,
+        "data": {"kind": kind, "channel": channel, "terms": terms},
+    }
+
+
+def _threshold(kind: str) -> float:
+    return {
+        "deadline": 0.0,
+        "max_wait": 900.0,
+        "max_steps": 4.0,
+        "deliver_by": 36 * 3_600.0,
+        "channels_available": 6 * 3_600.0,
+    }[kind]
+
+
+def _expected(outcomes: list[dict], kind: str, service: str, channel: str, t: float) -> dict:
+    """The answer's numbers, by direct count over the outcomes file."""
+    history = [
+        o
+        for o in outcomes
+        if (o["kind"], o["service"], o["channel"]) == (kind, service, channel)
+        and UNTIL - WINDOW <= o["issued_at"] < UNTIL
+        and o["status"] in ("kept", "broken")
+    ]
+    kept = sum(o["status"] == "kept" for o in history)
+    comparable = satisfied = 0
+    for o in history:
+        m = o["measured"]
+        if kind in UPPER:
+            comparable += 1
+            satisfied += m is not None and m <= t
+        elif m is not None:
+            comparable += 1
+            satisfied += m >= t
+        elif o["allowed"] >= t:  # no outage in a window at least as long
+            comparable += 1
+            satisfied += 1
+    values = sorted(o["measured"] for o in history if o["measured"] is not None)
+    return {
+        "kept": kept,
+        "broken": len(history) - kept,
+        "comparable": comparable,
+        "probability": satisfied / comparable,
+        "median": values[math.ceil(0.5 * len(values)) - 1],
+        "history": history,
+    }
+
+
+def _check(store: Path, events: list[dict], *more: str) -> tuple[list[dict], str, int]:
+    text = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    plan = store.parent / "plan.jsonl"
+    plan.write_bytes(text)
+    done = cli("check", str(plan), "--clickhouse", str(store), "--database",
+               "promise_tracker_replay", *more)  # fmt: skip
+    return [orjson.loads(x) for x in done.stdout.splitlines()], done.stderr, done.returncode
+
+
+@pytest.mark.parametrize("kind", ["deadline", "max_wait", "max_steps", "deliver_by",
+                                  "channels_available"])  # fmt: skip
+def test_the_probabilities_are_the_outcome_files(replayed, kind):
+    store, outcomes = replayed
+    service, channel = _busiest(outcomes, kind)
+    answers, stderr, code = _check(store, [_planned("plan-1", kind, service, channel)])
+    assert code == 0, stderr
+    [got] = answers
+    want = _expected(outcomes, kind, service, channel, _threshold(kind))
+    assert want["comparable"] >= 30, "the generated history is too small for this test"
+    assert got["enough_history"] is True
+    assert got["history"] == {"kept": want["kept"], "broken": want["broken"]}
+    assert got["keep_rate"] == pytest.approx(want["kept"] / (want["kept"] + want["broken"]))
+    assert got["comparable"] == want["comparable"]
+    assert got["probability_kept"] == pytest.approx(want["probability"], abs=1e-12)
+    assert got["measure"]["quantiles"]["0.5"] == want["median"]
+    assert got["contradictions"] == []
+    assert "plan-1: " in stderr and got["sentence"] in stderr
+    tight = got["tightest"]
+    if tight is not None:  # its probability too, recomputed at its threshold
+        again = _expected(outcomes, kind, service, channel, tight["threshold"])
+        assert tight["probability_kept"] == pytest.approx(again["probability"], abs=1e-12)
+        assert tight["probability_kept"] >= 0.95
+        assert (
+            f"'{tight['terms']}' ({math.floor(tight['probability_kept'] * 100)}% kept)"
+            in (got["sentence"])
+        )
+
+
+def test_the_tightest_terms_are_the_tightest(replayed):
+    """max_wait: the tightest limit kept 95% is kept 95%; one second less is not."""
+    store, outcomes = replayed
+    service, channel = _busiest(outcomes, "max_wait")
+    [got], _, _ = _check(store, [_planned("p", "max_wait", service, channel)])
+    tight = got["tightest"]["threshold"]
+    below = _expected(outcomes, "max_wait", service, channel, tight - 60)  # one grid step
+    assert below["probability"] < 0.95 <= got["tightest"]["probability_kept"]
+
+
+def test_too_little_history_says_so_instead_of_guessing(replayed):
+    store, outcomes = replayed
+    service, channel = _busiest(outcomes, "max_wait")
+    events = [
+        _planned("known", "max_wait", service, channel),
+        _planned("unknown", "max_wait", "nobody/here", channel),
+    ]
+    answers, stderr, code = _check(store, events, "--min-history", "100000")
+    assert code == 0
+    for got in answers:
+        assert got["enough_history"] is False
+        assert got["probability_kept"] is None and got["tightest"] is None
+        assert got["sentence"].startswith("too little history")
+        assert "fewer than 100000" in got["sentence"]
+    [_, unknown] = answers
+    assert unknown["comparable"] == 0 and unknown["history"] == {"kept": 0, "broken": 0}
+
+
+def test_a_bad_line_is_an_error_naming_the_field(replayed):
+    store, outcomes = replayed
+    bad = _planned("bad", "max_wait", "s", "web")
+    bad["data"]["terms"]["max_seconds"] = "soon"
+    observation = {**_planned("obs", "max_wait", "s", "web"), "type": "delivery.observed"}
+    answers, stderr, code = _check(
+        store, [bad, _planned("ok", "max_steps", "s", "web"), observation]
+    )
+    assert code == 3
+    assert answers[0]["error"]["message"].startswith("data.terms.max_seconds:")
+    assert answers[0]["promise_id"] == "bad" and answers[0]["line"] == 1
+    assert answers[1]["promise_id"] == "ok" and "error" not in answers[1]
+    assert "error" in answers[2]
+    assert "line 1: data.terms.max_seconds" in stderr
+
+
+def test_bad_options_are_usage_errors(replayed):
+    store, _ = replayed
+    for option in (["--window", "soon"], ["--confidence", "1.5"], ["--min-history", "0"]):
+        _, stderr, code = _check(store, [], *option)
+        assert code == 2 and option[0] in stderr
+
+
+def test_outcome_records_carry_terms_and_measures(replayed):
+    """Every decided outcome in the file has its terms, measure and allowed value."""
+    _, outcomes = replayed
+    decided = [o for o in outcomes if o["status"] in ("kept", "broken")]
+    assert decided
+    for o in decided:
+        assert o["terms"] and o["measure"] and o["allowed"] is not None, o
+        if o["kind"] in ("deadline", "max_wait"):
+            assert o["measured"] is not None, o
+        if o["kind"] == "max_steps" and o["status"] == "kept":
+            assert o["measured"] <= o["terms"]["max_steps"], o
+        if o["kind"] == "deliver_by" and o["status"] == "kept":
+            assert o["measured"] <= o["allowed"], o
