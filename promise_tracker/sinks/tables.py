@@ -84,6 +84,7 @@ class ViolationRow(NamedTuple):
     state: Low
     event_id: String
     version: Version
+    predicted_by: MaybeString
 
     def key(self) -> Any:
         return self.violation_id
@@ -126,6 +127,7 @@ class WarningRow(NamedTuple):
     detected_at: Time
     event_id: String
     version: Version
+    detail: MaybeString
 
     def key(self) -> Any:
         return self.warning_id
