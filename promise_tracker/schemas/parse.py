@@ -49,7 +49,7 @@ _HINTS: dict[str, str] = {
     "page": "the page name, a string",
     "available": "true or false",
     "labels": "an object of string to string",
-    "capability": "the capability's id (1 to 200 characters), e.g. prestige/shop:yearbook-selection",
+    "capability": "a capability id (1 to 200 characters), e.g. prestige/shop:yearbook-selection",
     "relies_on": "a list of capability ids (capability.declared)",
     "opens_at": _TIMESTAMP,
     "closes_at": _TIMESTAMP,
