@@ -253,10 +253,17 @@ class DependencyCapability(_CapabilityData, frozen=True, tag="dependency"):
     depends_on: Annotated[list[CapabilityId], Meta(min_length=1)]
 
 
+class StatusCapability(_CapabilityData, frozen=True, tag="status"):
+    """A component's status from ``time`` on (``capability`` is the component's id): up
+    until a later status says otherwise."""
+
+    up: bool
+
+
 class CapabilityDeclared(_CloudEvent, frozen=True, tag="capability.declared"):
     """A capability as declared at ``time``; the latest declaration in force wins."""
 
-    data: WindowCapability | DependencyCapability
+    data: WindowCapability | DependencyCapability | StatusCapability
 
 
 Event = PromiseIssued | DeliveryObserved | CapabilityDeclared

@@ -20,9 +20,11 @@ from promise_tracker.schemas.models import (
     ChannelsData,
     DeadlineData,
     DeliverByData,
+    DependencyCapability,
+    StatusCapability,
     WindowCapability,
 )
-from promise_tracker.streams.state import PromiseState
+from promise_tracker.streams.state import PromiseState, Seen
 
 CONTRADICTION = "contradiction:"  # warning label prefix; the capability id follows
 
@@ -30,7 +32,8 @@ CONTRADICTION = "contradiction:"  # warning label prefix; the capability id foll
 class Declaration(NamedTuple):
     time: float
     id: str
-    data: object  # WindowCapability | DependencyCapability
+    data: object  # WindowCapability | DependencyCapability | StatusCapability
+    source: str = ""
 
 
 class Contradiction(NamedTuple):
@@ -48,10 +51,74 @@ class Capabilities:
 
     def __init__(self) -> None:
         self.declared: dict[str, list[Declaration]] = {}
+        # component -> the dependency capabilities that ever named it
+        self.dependents: dict[str, set[str]] = {}
 
     def declare(self, capability: str, declaration: Declaration) -> None:
         history = self.declared.setdefault(capability, [])
         bisect.insort(history, declaration, key=lambda d: (d.time, d.id))
+        if type(declaration.data) is DependencyCapability:
+            for component in declaration.data.depends_on:
+                self.dependents.setdefault(component, set()).add(capability)
+
+    def in_force(self, capability: str, t: float) -> Declaration | None:
+        """The declaration in force at ``t``: the latest at or before it."""
+        history = self.declared.get(capability) or []
+        at = bisect.bisect_right(history, t, key=lambda d: d.time)
+        return history[at - 1] if at else None
+
+    def first_down(self, component: str, start: float, end: float) -> Declaration | None:
+        """The status that first says the component is down in [start, end): the one in
+        force at ``start`` if it does, else the first later one before ``end``."""
+        history = self.declared.get(component) or []
+        at = bisect.bisect_right(history, start, key=lambda d: d.time)
+        if at and _down(history[at - 1]):
+            return history[at - 1]
+        for declaration in history[at:]:
+            if declaration.time >= end:
+                break
+            if _down(declaration):
+                return declaration
+        return None
+
+    def _dependencies(self, state: PromiseState) -> list[tuple[str, DependencyCapability]]:
+        """(capability, declaration) of the dependencies a channels promise relies on, as
+        declared when it was made (or first declared after)."""
+        found = []
+        for capability in dict.fromkeys(state.promise.data.relies_on or ()):
+            declaration = self.in_force(capability, state.issued)
+            if declaration is None:
+                later = self.declared.get(capability) or []
+                declaration = later[0] if later else None
+            if declaration is not None and type(declaration.data) is DependencyCapability:
+                found.append((capability, declaration.data))
+        return found
+
+    def outages(self, state: PromiseState) -> dict[str, Seen]:
+        """Channel -> when it went down with a component it depends on, within the
+        promise's [issued, until): the root component is named in the detail."""
+        terms = state.promise.data
+        if type(terms) is not ChannelsData:
+            return {}
+        until = terms.terms.until.timestamp()
+        found: dict[str, Seen] = {}
+        for _, dependency in self._dependencies(state):
+            for channel in terms.terms.channels:
+                if channel not in dependency.channels:
+                    continue
+                for component in dependency.depends_on:
+                    down = self.first_down(component, state.issued, until)
+                    if down is None:
+                        continue
+                    seen = Seen(
+                        max(state.issued, down.time),
+                        down.id,
+                        down.source,
+                        f"{channel} (it depends on {component}, which was down)",
+                    )
+                    if channel not in found or seen < found[channel]:
+                        found[channel] = seen
+        return found
 
     def contradictions(self, state: PromiseState) -> list[Contradiction]:
         """The capabilities this promise relies on that contradict its terms, each with
@@ -63,7 +130,37 @@ class Capabilities:
                 episode = _episode(state, capability, history)
                 if episode is not None:
                     found.append(episode)
+        found.extend(self._down_at_issue(state))
         return found
+
+    def _down_at_issue(self, state: PromiseState) -> list[Contradiction]:
+        """A channel promised while a component it depends on is down: contradicted from
+        the promise's time until the component's next status that says it is up."""
+        terms = state.promise.data
+        if type(terms) is not ChannelsData:
+            return []
+        t0 = state.issued
+        found = []
+        for capability, dependency in self._dependencies(state):
+            channels = [ch for ch in terms.terms.channels if ch in dependency.channels]
+            for component in dependency.depends_on:
+                status = self.in_force(component, t0)
+                if not channels or status is None or not _down(status):
+                    continue
+                history = self.declared[component]
+                after = bisect.bisect_right(history, t0, key=lambda d: d.time)
+                up = next((d.time for d in history[after:] if not _down(d)), None)
+                detail = (
+                    f"{terms.channel} says {', '.join(terms.terms.channels)} available until "
+                    f"{_local(terms.terms.until)}; {capability}: {', '.join(channels)} "
+                    f"depend on {component}, down since {_local_ts(status.time, terms.terms.until)}"
+                )
+                found.append(Contradiction(f"{capability}/{component}", t0, up, detail))
+        return found
+
+
+def _down(declaration: Declaration) -> bool:
+    return type(declaration.data) is StatusCapability and not declaration.data.up
 
 
 def _episode(

@@ -42,9 +42,10 @@ from promise_tracker.streams.risk import (
     warn_points,
     warning_id,
 )
-from promise_tracker.streams.rules import Finding, verdict
+from promise_tracker.streams.rules import Finding, channels_verdict, verdict
 from promise_tracker.streams.snapshot import Entry, Orphan
 from promise_tracker.streams.state import (
+    CHANNELS,
     DELIVER_BY,
     MAX_STEPS,
     Alert,
@@ -218,8 +219,11 @@ class Engine:
             return self._duplicate(prior == digest, raw, origin, event.id, t)
         self._declarations[event.id] = digest
         capability = event.data.capability
-        self.capabilities.declare(capability, Declaration(t, event.id, event.data))
-        for pid in sorted(self._relying.get(capability, ())):
+        self.capabilities.declare(capability, Declaration(t, event.id, event.data, event.source))
+        relying = set(self._relying.get(capability, ()))
+        for dependency in self.capabilities.dependents.get(capability, ()):
+            relying |= self._relying.get(dependency, set())  # a component's status
+        for pid in sorted(relying):
             state = self.promises.get(pid)
             if state is not None:
                 self._evaluate(state)
@@ -532,7 +536,11 @@ class Engine:
     # --- verdicts and emissions ----------------------------------------------------
 
     def _evaluate(self, state: PromiseState) -> None:
-        status, closed_at, findings = verdict(state, self.watermark)
+        if state.kind == CHANNELS and state.promise.data.relies_on:
+            outages = self.capabilities.outages(state)
+            status, closed_at, findings = channels_verdict(state, self.watermark, outages)
+        else:
+            status, closed_at, findings = verdict(state, self.watermark)
         if findings and state.emitted is None:
             state.emitted = {}
         emitted = state.emitted

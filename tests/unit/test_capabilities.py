@@ -164,6 +164,23 @@ def declarations_and_promises(draw) -> list[dict]:
         if which in ("closes", "both"):
             window["closes_at"] = ts(bounds[1])
         events.append(declared(f"d{i}", cap, ts(at), **window))
+    if draw(st.booleans()):  # phone depends on comp-x, whose status changes
+        events.append(
+            capability(
+                "dep-x",
+                ts(draw(hours)),
+                {
+                    "kind": "dependency",
+                    "capability": "cap-dep",
+                    "channels": ["phone"],
+                    "depends_on": ["comp-x"],
+                },
+            )
+        )
+        for k in range(draw(st.integers(0, 4))):
+            up = draw(st.booleans())
+            data = {"kind": "status", "capability": "comp-x", "up": up}
+            events.append(capability(f"s{k}", ts(draw(hours)), data))
     for j in range(draw(st.integers(1, 3))):
         at, close = sorted(draw(st.lists(hours, min_size=2, max_size=2)))
         kind = draw(st.sampled_from(["deadline", "deliver_by", "channels_available"]))
@@ -172,7 +189,9 @@ def declarations_and_promises(draw) -> list[dict]:
             "deliver_by": {"due_at": ts(close)},
             "channels_available": {"channels": ["phone"], "until": ts(close)},
         }[kind]
-        relies = draw(st.lists(st.sampled_from(["cap-a", "cap-b"]), min_size=1, max_size=2))
+        relies = draw(
+            st.lists(st.sampled_from(["cap-a", "cap-b", "cap-dep"]), min_size=1, max_size=2)
+        )
         events.append(promise(f"p{j}", kind, terms, at=ts(at), relies_on=relies))
         if draw(st.booleans()):
             what = {"deadline": "deadline_enforced", "deliver_by": "delivered"}.get(kind)
@@ -197,3 +216,83 @@ def test_property_capabilities_are_order_independent(data):
         )  # fmt: skip
 
     assert facts(final(shuffled)) == facts(final(sorted(events, key=lambda e: e["time"])))
+
+
+# --- dependencies: one portal outage breaks every channel that depends on it ----------------
+
+CHANNELS_CAP = "gov/channels"
+PORTAL = "gov/eligibility-portal"
+
+
+def capability(did: str, at: str, data: dict) -> dict:
+    return {
+        "specversion": "1.0",
+        "type": "capability.declared",
+        "source": "gov/ops",
+        "id": did,
+        "time": at,
+        "data": data,
+    }
+
+
+DEPENDS = capability(
+    "dep",
+    "2013-09-01T00:00:00-04:00",
+    {
+        "kind": "dependency",
+        "capability": CHANNELS_CAP,
+        "channels": ["phone", "mail", "in_person"],
+        "depends_on": [PORTAL],
+    },
+)
+LETTER = promise(
+    "letter",
+    "channels_available",
+    {"channels": ["phone", "mail", "in_person"], "until": "2013-12-15T00:00:00-05:00"},
+    at="2013-10-01T10:00:00-04:00",
+    channel="mail",
+    relies_on=[CHANNELS_CAP],
+    text="Apply by phone, by mail or in person.",
+)
+
+
+def status(did: str, at: str, up: bool) -> dict:
+    return capability(did, at, {"kind": "status", "capability": PORTAL, "up": up})
+
+
+LATER = promise("later", "max_wait", {"max_seconds": 60}, at="2013-10-05T00:00:00-04:00")
+
+
+def test_one_portal_outage_breaks_all_three_channels_naming_the_root_cause():
+    down = status("s1", "2013-10-02T08:00:00-04:00", up=False)
+    warnings, violations = final([DEPENDS, LETTER, down, LATER])
+    assert sorted(v.observed for v in violations.values()) == [
+        f"{ch} (it depends on {PORTAL}, which was down) unavailable at 2013-10-02T12:00:00Z"
+        for ch in ("in_person", "mail", "phone")
+    ]
+    assert {v.reason for v in violations.values()} == {"channel_unavailable"}
+    assert {v.observation_id for v in violations.values()} == {"s1"}
+    assert warnings == {}  # the portal was up when the letter went out: nothing to foresee
+
+
+def test_a_channel_promised_while_its_component_is_down_is_a_contradiction_at_once():
+    down = status("s0", "2013-09-30T08:00:00-04:00", up=False)
+    warnings, violations = final([DEPENDS, down, LETTER, LATER])
+    (w,) = warnings.values()
+    # said at once, and the promise broke at once: resolved as broken
+    assert (w.state, w.outcome) == ("resolved", "broken")
+    assert w.label.startswith("contradiction:gov/channels")
+    assert "phone, mail, in_person depend on gov/eligibility-portal, down since" in w.detail
+    assert {v.predicted_by for v in violations.values()} == {w.warning_id}
+    assert len(violations) == 3
+
+
+def test_a_late_status_that_shows_the_portal_was_up_retracts_everything():
+    down = status("s0", "2013-09-30T08:00:00-04:00", up=False)
+    up = status("s2", "2013-10-01T09:00:00-04:00", up=True)  # before the letter
+    r = run([DEPENDS, down, LETTER, LATER, up])
+    last = {v.violation_id: v for v in r.out.emissions}
+    assert len(last) == 3 and {v.state for v in last.values()} == {"retracted"}
+    warned = {w.warning_id: w for w in r.out.warnings}
+    assert {w.state for w in warned.values()} == {"retracted"}
+    assert r.engine.promises["letter"].status == "open"
