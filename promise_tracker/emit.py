@@ -42,7 +42,7 @@ from promise_tracker import errors
 from promise_tracker.errors import BadInput
 from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
-from promise_tracker.schemas.models import Event, PromiseIssued
+from promise_tracker.schemas.models import CapabilityDeclared, Event, PromiseIssued
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reject
 
@@ -250,6 +250,8 @@ class Emitter:
             raise InvalidEvent(parsed)
         if type(parsed) is PromiseIssued:
             topic, key = self.settings.issued, parsed.id
+        elif type(parsed) is CapabilityDeclared:  # compacted, keyed by capability id
+            topic, key = self.settings.capabilities, parsed.data.capability
         else:
             topic, key = self.settings.observed, parsed.data.promise_id  # type: ignore[union-attr]
         self._produce(topic, key.encode(), raw, parsed.id)

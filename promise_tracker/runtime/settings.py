@@ -63,6 +63,7 @@ class TopicSettings:
     topic_violations: str = "promises.violations"
     topic_outcomes: str = "promises.outcomes"
     topic_warnings: str = "promises.warnings"
+    topic_capabilities: str = "capabilities.declared"
     topic_dlq: str = "promises.dlq"
 
     def topic(self, name: str) -> str:
@@ -87,6 +88,10 @@ class TopicSettings:
     @property
     def warnings(self) -> str:
         return self.topic(self.topic_warnings)
+
+    @property
+    def capabilities(self) -> str:
+        return self.topic(self.topic_capabilities)
 
     @property
     def dlq(self) -> str:

@@ -39,6 +39,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.violations: compacted,
         settings.outcomes: compacted,
         settings.warnings: compacted,
+        settings.capabilities: compacted,
         settings.dlq: {
             "retention.ms": str(30 * 24 * HOUR_MS),
             "max.message.bytes": str(DLQ_MAX_BYTES),

@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from promise_tracker.schemas.models import (
+    CapabilityDeclared,
     DeliveryObserved,
     PromiseIssued,
     ViolationEvent,
@@ -35,6 +36,11 @@ _PUBLISHED: dict[str, tuple[type, str]] = {
     "promise.violated.schema.json": (
         ViolationEvent,
         "promise.violated: a broken promise (topic promises.violations, key = violation_id)",
+    ),
+    "capability.declared.schema.json": (
+        CapabilityDeclared,
+        "capability.declared: what an operational system will do (topic capabilities.declared, "
+        "key = data.capability)",
     ),
     "promise.at_risk.schema.json": (
         WarningEvent,

@@ -30,6 +30,7 @@ PromiseId = Annotated[str, Meta(min_length=1, max_length=200)]
 EventId = Annotated[str, Meta(min_length=1)]
 Channel = Literal["email", "card", "web", "app", "sms", "phone", "mail", "in_person", "other"]
 Labels = dict[str, str]
+CapabilityId = Annotated[str, Meta(min_length=1, max_length=200)]
 
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 PROMISE_KINDS = ("deadline", "max_wait", "max_steps", "deliver_by", "channels_available")
@@ -88,6 +89,8 @@ class _PromiseData(Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"
     expires_at: Timestamp | None = None
     text: str | None = None
     labels: Labels | None = None
+    # the declared capabilities its terms rely on (capability.declared ids): checked at once
+    relies_on: list[CapabilityId] | None = None
 
 
 class DeadlineData(_PromiseData, frozen=True, tag="deadline"):
@@ -217,8 +220,54 @@ class DeliveryObserved(_CloudEvent, frozen=True, tag="delivery.observed"):
     data: ObservationData
 
 
-Event = PromiseIssued | DeliveryObserved
-EVENT_TYPES = ("promise.issued", "delivery.observed")
+# --- capability.declared: what an operational system says it will do -------------------
+
+
+class WindowTerms(Struct, frozen=True, gc=False):
+    """When an operation is open: from ``opens_at`` (inclusive) until ``closes_at``."""
+
+    opens_at: Timestamp | None = None
+    closes_at: Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        if self.opens_at is None and self.closes_at is None:
+            raise ValueError("give opens_at, closes_at or both")
+        if self.opens_at is not None and self.closes_at is not None:
+            if self.closes_at <= self.opens_at:
+                raise ValueError("closes_at must be after opens_at")
+
+
+class _CapabilityData(Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"):
+    capability: CapabilityId  # e.g. prestige/shop:yearbook-selection; redeclaring replaces it
+    text: str | None = None  # what it is, in words
+
+
+class WindowCapability(_CapabilityData, frozen=True, tag="window"):
+    window: WindowTerms
+
+
+class DependencyCapability(_CapabilityData, frozen=True, tag="dependency"):
+    """Channels that work only while every listed component works."""
+
+    channels: Annotated[list[Channel], Meta(min_length=1)]
+    depends_on: Annotated[list[CapabilityId], Meta(min_length=1)]
+
+
+class StatusCapability(_CapabilityData, frozen=True, tag="status"):
+    """A component's status from ``time`` on (``capability`` is the component's id): up
+    until a later status says otherwise."""
+
+    up: bool
+
+
+class CapabilityDeclared(_CloudEvent, frozen=True, tag="capability.declared"):
+    """A capability as declared at ``time``; the latest declaration in force wins."""
+
+    data: WindowCapability | DependencyCapability | StatusCapability
+
+
+Event = PromiseIssued | DeliveryObserved | CapabilityDeclared
+EVENT_TYPES = ("promise.issued", "delivery.observed", "capability.declared")
 
 
 def kind_of(promise: PromiseIssued) -> str:
@@ -254,6 +303,8 @@ class ViolationRecord(Struct, frozen=True, gc=False, kw_only=True):
     promise_text: str | None
     labels: dict[str, str]
     state: Literal["active", "retracted"]
+    # the contradiction warning that said, before it happened, that this would break
+    predicted_by: str | None = None
 
 
 class ViolationEvent(Struct, frozen=True, gc=False, kw_only=True):
@@ -292,6 +343,8 @@ class WarningRecord(Struct, frozen=True, gc=False, kw_only=True):
     state: Literal["active", "resolved", "retracted"]
     outcome: Literal["kept", "broken", "expired", "cancelled"] | None
     detected_at: float
+    # a contradiction: the promise's words and the capability's, side by side
+    detail: str | None = None
 
 
 class WarningEvent(Struct, frozen=True, gc=False, kw_only=True):

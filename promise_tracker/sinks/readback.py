@@ -14,14 +14,14 @@ from promise_tracker.sinks.store import Store, check_identifier
 _VIOLATIONS = """
 SELECT violation_id, promise_id, service, channel, subject, kind, reason, expected, observed,
        excess, unit, toUnixTimestamp64Micro(occurred_at) AS occurred_us, observation_id,
-       observed_by, promise_text, labels, state
+       observed_by, promise_text, labels, state, predicted_by
 FROM {db}.violations FINAL
 """
 
 _WARNINGS = """
 SELECT warning_id, promise_id, service, channel, kind, label,
        toUnixTimestamp64Micro(warn_at) AS warn_us, toUnixTimestamp64Micro(due_at) AS due_us,
-       time_left, promise_text, labels, state, outcome
+       time_left, promise_text, labels, state, outcome, detail
 FROM {db}.warnings FINAL
 """
 

@@ -49,6 +49,7 @@ def violation_rows(
         r.violation_id, r.promise_id, r.service, r.channel, subject, r.kind, r.reason,
         r.expected, r.observed, r.excess, r.unit, r.occurred_at, r.detected_at,
         r.observation_id, r.observed_by, r.promise_text, r.labels, r.state, event_id, version,
+        r.predicted_by,
     )  # fmt: skip
     history = ViolationEventRow(
         r.violation_id, event_id, r.promise_id, r.service, r.reason, r.state, r.occurred_at,
@@ -65,7 +66,7 @@ def warning_row(
     row = WarningRow(
         r.warning_id, r.promise_id, r.service, r.channel, subject, r.kind, r.label, r.warn_at,
         r.due_at, r.time_left, r.promise_text, r.labels, r.state, r.outcome, r.detected_at,
-        event_id, version,
+        event_id, version, r.detail,
     )  # fmt: skip
     return ("warnings", row)
 

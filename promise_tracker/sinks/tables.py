@@ -90,6 +90,7 @@ class ViolationRow(NamedTuple):
     state: Low
     event_id: String
     version: Version
+    predicted_by: MaybeString
 
     def key(self) -> Any:
         return self.violation_id
@@ -132,6 +133,7 @@ class WarningRow(NamedTuple):
     detected_at: Time
     event_id: String
     version: Version
+    detail: MaybeString
 
     def key(self) -> Any:
         return self.warning_id

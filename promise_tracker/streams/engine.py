@@ -17,6 +17,7 @@ import msgspec
 from msgspec import UNSET
 
 from promise_tracker.schemas.models import (
+    CapabilityDeclared,
     DeliverByTerms,
     DeliveryObserved,
     Event,
@@ -26,18 +27,25 @@ from promise_tracker.schemas.models import (
     kind_of,
 )
 from promise_tracker.schemas.reject import Reason, Reject
+from promise_tracker.streams.capabilities import (
+    CONTRADICTION,
+    Capabilities,
+    Declaration,
+)
 from promise_tracker.streams.clock import Calendar, paused_spans, run_until
 from promise_tracker.streams.risk import (
     DEFAULT_WARN_AT,
     Fractions,
     alerts,
+    contradiction_alerts,
     warn_fractions,
     warn_points,
     warning_id,
 )
-from promise_tracker.streams.rules import Finding, verdict
+from promise_tracker.streams.rules import Finding, channels_verdict, verdict
 from promise_tracker.streams.snapshot import Entry, Orphan
 from promise_tracker.streams.state import (
+    CHANNELS,
     DELIVER_BY,
     MAX_STEPS,
     Alert,
@@ -146,6 +154,10 @@ class Engine:
         self._observations: dict[str, bytes] = {}
         self._timers = TimerQueue()  # promise ids by T: absence rules fire then
         self._warn_timers = TimerQueue()  # promise ids by when a warning next changes
+        # declared capabilities (replay: from the input files) and who relies on which
+        self.capabilities = Capabilities()
+        self._declarations: dict[str, bytes] = {}  # declaration id -> content digest
+        self._relying: dict[str, set[str]] = {}  # capability id -> promise ids
         self._evictions = TimerQueue()  # closed promise ids by when they settled
         # evicted promise id -> the watermark at which it is forgotten (one retention later)
         self._tombstones: dict[str, float] = {}
@@ -192,7 +204,30 @@ class Engine:
             return None
         if type(event) is PromiseIssued:
             return self._promise(event, raw, origin, t)
+        if type(event) is CapabilityDeclared:
+            return self._capability(event, raw, origin, t)
         return self._observation(event, raw, origin, t)  # type: ignore[arg-type]
+
+    def _capability(
+        self, event: CapabilityDeclared, raw: bytes, origin: object, t: float
+    ) -> float | None:
+        """A declaration (never too late: the answer is the same whenever it comes); every
+        promise relying on the capability is looked at again."""
+        digest = _digest(event)
+        prior = self._declarations.get(event.id)
+        if prior is not None:
+            return self._duplicate(prior == digest, raw, origin, event.id, t)
+        self._declarations[event.id] = digest
+        capability = event.data.capability
+        self.capabilities.declare(capability, Declaration(t, event.id, event.data, event.source))
+        relying = set(self._relying.get(capability, ()))
+        for dependency in self.capabilities.dependents.get(capability, ()):
+            relying |= self._relying.get(dependency, set())  # a component's status
+        for pid in sorted(relying):
+            state = self.promises.get(pid)
+            if state is not None:
+                self._evaluate(state)
+        return t
 
     def _promise(self, event: PromiseIssued, raw: bytes, origin: object, t: float) -> float | None:
         pid = event.id
@@ -217,6 +252,8 @@ class Engine:
         if t < self.watermark:
             self.stats.late += 1
         self.promises[pid] = state
+        for capability in event.data.relies_on or ():
+            self._relying.setdefault(capability, set()).add(pid)
         self._changed(pid)
         waiting = self._orphans.pop(pid, None)
         if waiting:
@@ -232,7 +269,7 @@ class Engine:
                 self._wake_at = close
             if waiting:
                 self._evaluate(state)
-            elif state.kind == DELIVER_BY:
+            elif state.kind == DELIVER_BY or state.promise.data.relies_on:
                 self._warn(state, "open", None)  # open: only its warning points to schedule
         elif waiting or close is not None:
             self._evaluate(state)
@@ -470,6 +507,10 @@ class Engine:
             if state is None or state.status == "open" or _settled_at(state) >= horizon:
                 continue  # gone already, or it settled later and has a later entry
             del self.promises[pid]
+            for capability in state.promise.data.relies_on or ():
+                relying = self._relying.get(capability)
+                if relying is not None:
+                    relying.discard(pid)
             for oid in state.obs_ids or ():
                 self._observations.pop(oid, None)
             forget = watermark + self.config.retention
@@ -495,15 +536,25 @@ class Engine:
     # --- verdicts and emissions ----------------------------------------------------
 
     def _evaluate(self, state: PromiseState) -> None:
-        status, closed_at, findings = verdict(state, self.watermark)
+        if state.kind == CHANNELS and state.promise.data.relies_on:
+            outages = self.capabilities.outages(state)
+            status, closed_at, findings = channels_verdict(state, self.watermark, outages)
+        else:
+            status, closed_at, findings = verdict(state, self.watermark)
         if findings and state.emitted is None:
             state.emitted = {}
         emitted = state.emitted
         if emitted is not None:
             for disc, finding in findings.items():
                 prior = emitted.get(disc)
-                if prior is None or prior[0] != finding or prior[1].state != "active":
-                    record = self._record(state, disc, finding)
+                predicted = self._predicted_by(state, finding.occurred_at)
+                if (
+                    prior is None
+                    or prior[0] != finding
+                    or prior[1].state != "active"
+                    or prior[1].predicted_by != predicted
+                ):
+                    record = self._record(state, disc, finding, predicted)
                     emitted[disc] = (finding, record)
                     self.stats.emissions += 1
                     self.stats.violations[(finding.reason, "active")] += 1
@@ -529,13 +580,20 @@ class Engine:
                 # rounded up to the sweep grid: never early, and far fewer heap entries
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
             self.listener.outcome(state)
-        if state.kind in _WARNED_KINDS:
+        if state.kind in _WARNED_KINDS or state.promise.data.relies_on:
             self._warn(state, status, closed_at)
 
     def _warn(self, state: PromiseState, status: str, closed_at: float | None) -> None:
         """Emit what changed in the promise's warnings (SPEC 4.1) and set their next wake."""
         points = warn_points(state, self.config.warn_at, self._calendar(state))
         found, wake = alerts(state, status, closed_at, self.watermark, points)
+        if state.promise.data.relies_on:
+            contradictions = self.capabilities.contradictions(state)
+            more, later = contradiction_alerts(
+                state, status, closed_at, self.watermark, contradictions
+            )
+            found.update(more)
+            wake = min(wake, later)
         pid = state.promise.id
         if wake != (state.warn_wake if state.warn_wake is not None else INF):
             state.warn_wake = None if wake == INF else wake
@@ -592,9 +650,12 @@ class Engine:
             state=alert.state,  # type: ignore[arg-type]
             outcome=alert.outcome,  # type: ignore[arg-type]
             detected_at=self.clock(),
+            detail=alert.detail,
         )
 
-    def _record(self, state: PromiseState, disc: str, finding: Finding) -> ViolationRecord:
+    def _record(
+        self, state: PromiseState, disc: str, finding: Finding, predicted: str | None
+    ) -> ViolationRecord:
         promise = state.promise
         data = promise.data
         seen = finding.seen
@@ -618,7 +679,18 @@ class Engine:
             promise_text=data.text,
             labels=data.labels or {},
             state="active",
+            predicted_by=predicted,
         )
+
+    def _predicted_by(self, state: PromiseState, occurred_at: float) -> str | None:
+        """The contradiction warning in force before the breach, if one said it would
+        happen (SPEC-to-be: broken promises we could have caught before issuing them)."""
+        if not state.promise.data.relies_on:
+            return None
+        for c in self.capabilities.contradictions(state):
+            if c.since <= occurred_at and (c.resolved_at is None or c.resolved_at > occurred_at):
+                return warning_id(state.promise.id, CONTRADICTION + c.capability)
+        return None
 
     # --- persistence (live workers) -------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 
-from promise_tracker.streams.state import INF, Finding, PromiseState
+from promise_tracker.streams.state import INF, Finding, PromiseState, Seen
 
 __all__ = ["Finding", "Verdict", "verdict"]
 
@@ -20,6 +20,12 @@ OPEN: Verdict = ("open", None, {})
 
 def verdict(state: PromiseState, watermark: float) -> Verdict:
     return _RULES[state.kind](state, watermark)
+
+
+def channels_verdict(state: PromiseState, w: float, outages: dict[str, Seen]) -> Verdict:
+    """channels_available with outages from outside its own observations (a component its
+    channels depend on was down): the earlier outage per channel counts."""
+    return _channels(state, w, outages)
 
 
 def _cancelled(state: PromiseState) -> Verdict | None:
@@ -94,13 +100,19 @@ def _deliver_by(state: PromiseState, w: float) -> Verdict:
     return OPEN
 
 
-def _channels(state: PromiseState, w: float) -> Verdict:
+def _channels(state: PromiseState, w: float, outages: dict[str, Seen] | None = None) -> Verdict:
     until = state.close_time
     assert until is not None
     c = state.cancelled_at
+    down = state.down or {}
+    if outages:
+        down = dict(down)
+        for channel, seen in outages.items():
+            if channel not in down or seen < down[channel]:
+                down[channel] = seen
     findings = {
         channel: Finding("channel_unavailable", seen.time, None, None, seen)
-        for channel, seen in (state.down or {}).items()
+        for channel, seen in down.items()
         if seen.time < c
     }
     if findings:

@@ -79,6 +79,7 @@ class Alert(Struct, frozen=True, gc=False, array_like=True):
     time_left: float | None
     state: str  # active or resolved
     outcome: str | None
+    detail: str | None = None  # a contradiction's words
 
 
 class PromiseState(Struct, kw_only=True, gc=False, omit_defaults=True):
