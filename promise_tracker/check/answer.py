@@ -21,9 +21,11 @@ from promise_tracker.check.estimate import (
     tightest,
 )
 from promise_tracker.check.history import Group, HistoryReader
-from promise_tracker.schemas.models import PromiseIssued, kind_of
+from promise_tracker.schemas.models import CapabilityDeclared, PromiseIssued, kind_of
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reason, Reject
+from promise_tracker.streams.capabilities import Capabilities, Declaration
+from promise_tracker.streams.state import new_state
 
 # kind -> what its outcomes measure (as streams/records.py writes them)
 MEASURES = {
@@ -105,7 +107,29 @@ def window_of(promise: PromiseIssued, options: CheckOptions) -> tuple[float, flo
     return until - options.window, until
 
 
-def answer(promise: PromiseIssued, reader: HistoryReader, options: CheckOptions) -> dict:
+def contradictions(promise: PromiseIssued, capabilities: Capabilities | None) -> list[dict]:
+    """The declared capabilities this planned promise's terms contradict (issue 16 item 2),
+    as the engine finds them when the promise is issued."""
+    if capabilities is None or not promise.data.relies_on:
+        return []
+    state = new_state(promise, promise.time.timestamp())
+    return [
+        {
+            "capability": c.capability,
+            "since": _iso(c.since),
+            "resolved_at": None if c.resolved_at is None else _iso(c.resolved_at),
+            "detail": c.detail,
+        }
+        for c in capabilities.contradictions(state)
+    ]
+
+
+def answer(
+    promise: PromiseIssued,
+    reader: HistoryReader,
+    options: CheckOptions,
+    capabilities: Capabilities | None = None,
+) -> dict:
     planned = Planned(promise)
     since, until = window_of(promise, options)
     group = Group(promise.source, promise.data.channel, planned.kind, since, until)
@@ -126,9 +150,9 @@ def answer(promise: PromiseIssued, reader: HistoryReader, options: CheckOptions)
         "tightest": None,
         "enough_history": False,
         "sentence": "",
-        # declared capabilities the terms contradict (issue 16 item 2): filled once the
-        # engine knows capabilities; empty until then
-        "contradictions": [],
+        # declared capabilities the terms contradict (capability.declared lines given with
+        # the planned promises)
+        "contradictions": contradictions(promise, capabilities),
     }
     if planned.unsupported:
         result["sentence"] = f"{promise.id}: {planned.unsupported}"
@@ -201,19 +225,35 @@ def check_lines(
     options: CheckOptions,
     on_answer: Callable[[dict], object] | None = None,
 ) -> list[dict]:
-    """Every non-blank line's answer, in order; a line that is not a valid
-    ``promise.issued`` event gets an error answer."""
-    answers = []
+    """Every planned promise's answer, in order; ``capability.declared`` lines among them
+    are the capabilities the promises are checked against (wherever they are in the file);
+    a line that is neither gets an error answer."""
+    capabilities = Capabilities()
+    planned: list[tuple[int, bytes]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        answers.append(check_bytes(line.strip(), reader, options, number))
+        event = parse(line.strip())
+        if type(event) is CapabilityDeclared:
+            declaration = Declaration(event.time.timestamp(), event.id, event.data, event.source)
+            capabilities.declare(event.data.capability, declaration)
+        else:
+            planned.append((number, line.strip()))
+    answers = []
+    for number, line in planned:
+        answers.append(check_bytes(line, reader, options, number, capabilities))
         if on_answer is not None:
             on_answer(answers[-1])
     return answers
 
 
-def check_bytes(raw: bytes, reader: HistoryReader, options: CheckOptions, line: int | None) -> dict:
+def check_bytes(
+    raw: bytes,
+    reader: HistoryReader,
+    options: CheckOptions,
+    line: int | None,
+    capabilities: Capabilities | None = None,
+) -> dict:
     event = parse(raw)
     if isinstance(event, Reject):
         return error_answer(event, line)
@@ -225,4 +265,4 @@ def check_bytes(raw: bytes, reader: HistoryReader, options: CheckOptions, line: 
             event_id=event.id,
         )
         return error_answer(not_planned, line)
-    return answer(event, reader, options)
+    return answer(event, reader, options, capabilities)

@@ -205,3 +205,37 @@ def test_outcome_records_carry_terms_and_measures(replayed):
             assert o["measured"] <= o["terms"]["max_steps"], o
         if o["kind"] == "deliver_by" and o["status"] == "kept":
             assert o["measured"] <= o["allowed"], o
+
+
+def test_a_planned_promise_that_contradicts_a_declared_window_says_so(replayed):
+    """Issue 16 item 2 in the check: capability.declared lines beside the planned promises
+    (anywhere in the file) are what the promises are checked against."""
+    store, outcomes = replayed
+    service, channel = _busiest(outcomes, "deadline")
+    card = _planned("card", "deadline", service, channel)
+    card["data"]["relies_on"] = ["shop:selection"]
+    fine = _planned("fine", "deadline", service, channel)
+    fine["data"]["relies_on"] = ["shop:other"]
+
+    def window(did: str, capability: str, closes: str) -> dict:
+        return {
+            "specversion": "1.0",
+            "type": "capability.declared",
+            "source": "shop",
+            "id": did,
+            "time": "2026-01-01T00:00:00Z",
+            "data": {"kind": "window", "capability": capability, "window": {"closes_at": closes}},
+        }
+
+    events = [
+        card,
+        window("w1", "shop:selection", "2026-03-19T00:00:00Z"),  # a day before open_until
+        window("w2", "shop:other", "2026-03-21T00:00:00Z"),
+        fine,
+    ]
+    answers, _, code = _check(store, events)
+    assert code == 0 and [a["promise_id"] for a in answers] == ["card", "fine"]
+    (said,) = answers[0]["contradictions"]
+    assert said["capability"] == "shop:selection" and said["resolved_at"] is None
+    assert "closes shop:selection at 2026-03-19 00:00 UTC (24 h earlier)" in said["detail"]
+    assert answers[1]["contradictions"] == []
