@@ -121,6 +121,24 @@ def warnings_saved() -> stat.Panel:
     )
 
 
+def foreseen_breaches() -> stat.Panel:
+    return (
+        stat.Panel()
+        .title("Broken promises we could have caught before issuing them")
+        .description(
+            "Broken promises (active violations in the time range) whose terms contradicted a "
+            "declared capability before the breach (a contradiction warning said so), beside "
+            "all broken promises; each promise counted once."
+        )
+        .datasource(CLICKHOUSE)
+        .with_target(SQL(q.FORESEEN_BREACHES, TABLE))
+        .unit("short")
+        .graph_mode(BigValueGraphMode.NONE)
+        .height(5)
+        .span(24)
+    )
+
+
 def _keep_rate_over_time(dimension: str, title: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
@@ -309,6 +327,7 @@ def dashboard(objectives: Sequence[Objective] = ()) -> gdash.Dashboard:
         .with_panel(customers_affected())
         .with_panel(total_excess())
         .with_panel(warnings_saved())
+        .with_panel(foreseen_breaches())
         .with_panel(keep_rate_by_service())
         .with_panel(keep_rate_by_channel())
         .with_panel(keep_rate_by_kind())

@@ -124,6 +124,17 @@ WHERE {ACTIVE}
   AND {FILTERS}
 """
 
+# Broken promises whose breach a contradiction warning foretold (issue 16): the promise's
+# terms contradicted a declared capability before it broke
+FORESEEN_BREACHES = f"""
+SELECT uniqExactIf(promise_id, predicted_by IS NOT NULL) AS could_have_been_caught,
+       uniqExact(promise_id) AS broken_promises
+FROM violations FINAL
+WHERE {ACTIVE}
+  AND $__timeFilter(occurred_at)
+  AND {FILTERS}
+"""
+
 TOTAL_EXCESS = f"""
 SELECT sumIf(excess, reason = 'wait_exceeded') / 60 AS minutes_on_hold_beyond_promise,
        sumIf(excess, reason = 'delivered_late') / 3600 AS hours_delivered_late,

@@ -267,9 +267,9 @@ class Engine:
             self._timers.add(close, pid)
             if close < self._wake_at:
                 self._wake_at = close
-            if waiting:
+            if waiting or event.data.relies_on:  # declared capabilities can decide it now
                 self._evaluate(state)
-            elif state.kind == DELIVER_BY or state.promise.data.relies_on:
+            elif state.kind == DELIVER_BY:
                 self._warn(state, "open", None)  # open: only its warning points to schedule
         elif waiting or close is not None:
             self._evaluate(state)

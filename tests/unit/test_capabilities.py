@@ -296,3 +296,34 @@ def test_a_late_status_that_shows_the_portal_was_up_retracts_everything():
     warned = {w.warning_id: w for w in r.out.warnings}
     assert {w.state for w in warned.values()} == {"retracted"}
     assert r.engine.promises["letter"].status == "open"
+
+
+def test_the_leadership_figure_counts_the_breaches_a_contradiction_foretold(tmp_path):
+    """replay --clickhouse, then the panel's SQL on chdb: the card's breach was foretold,
+    the phone promise's was not."""
+    from promise_tracker.dashboards import queries as q
+    from promise_tracker.dashboards.macros import ALL, Request, dashboard_sql
+    from promise_tracker.sinks.store import ClickHouseStore
+    from tests.cli import cli
+
+    phone = promise(
+        "phone", "max_wait", {"max_seconds": 60}, at="2013-10-07T10:00:00-04:00", channel="phone"
+    )
+    held = observe("held", "phone", "hold_time", "2013-10-08T10:00:00-04:00", seconds=1200)
+    events = tmp_path / "events.jsonl"
+    lines = [CLOSES_EARLY, CARD, ENFORCED, phone, held, CLOCK]
+    events.write_bytes(b"\n".join(orjson.dumps(e) for e in lines) + b"\n")
+    done = cli(
+        "replay", str(events), "--violations", "/dev/null", "--outcomes", "/dev/null",
+        "--rejects", "/dev/null", "--clickhouse", str(tmp_path / "chdb"), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = ClickHouseStore(tmp_path / "chdb", "promise_tracker_replay").connect()
+    store.command("USE promise_tracker_replay")
+    everything = {"service": [ALL], "channel": [ALL], "kind": [ALL], "violation_id": ""}
+    request = Request(1_370_000_000, 1_390_000_000, 86_400_000, everything)
+    try:
+        (row,) = store.rows(dashboard_sql(q.FORESEEN_BREACHES, request))
+    finally:
+        store.close()
+    assert (row["could_have_been_caught"], row["broken_promises"]) == (1, 2)
