@@ -91,12 +91,41 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
             for number in metadata[topic].partitions
         ]
         lag = 0
-        for tp in consumer.committed(partitions, timeout=10):
+        for tp in _committed(consumer, partitions):
             _, high = watermarks(consumer, tp, timeout=10)
             lag += high - max(tp.offset, 0)
         return lag
     finally:
         consumer.close()
+
+
+# the group coordinator is still being elected or loaded (a broker that has just started):
+# asked again, it answers
+_NOT_YET = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
+def _committed(
+    consumer: Consumer, partitions: list[TopicPartition], patience: float = 30.0
+) -> list[TopicPartition]:
+    """The group's committed offsets, asking again while the coordinator is not ready.
+
+    Regression: the demo's first lag check right after the broker started failed with
+    NOT_COORDINATOR (seen in CI and by hand) and the demo exited 1.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in _NOT_YET or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def failed(message: Any, log: logging.Logger) -> bool:

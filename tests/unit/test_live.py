@@ -383,3 +383,33 @@ def test_regression_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_
     finally:
         worker.producer.purge()
         worker.consumer.close()
+
+
+def test_the_lag_check_asks_again_while_the_group_coordinator_is_not_ready():
+    """Regression (CI): right after a broker starts, committed() raised NOT_COORDINATOR and
+    the demo's drain check crashed it. It is asked again; other errors still raise."""
+    import pytest
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    from promise_tracker.runtime.kafka import _committed
+
+    class Starting:
+        """A consumer whose coordinator answers on the third call."""
+
+        def __init__(self, code: int):
+            self.calls, self.code = 0, code
+
+        def committed(self, partitions, timeout):
+            self.calls += 1
+            if self.calls < 3:
+                raise KafkaException(KafkaError(self.code))
+            return partitions
+
+    wanted = [TopicPartition("t", 0)]
+    consumer = Starting(KafkaError.NOT_COORDINATOR)
+    assert _committed(consumer, wanted) == wanted and consumer.calls == 3  # type: ignore[arg-type]
+    with pytest.raises(KafkaException):
+        _committed(Starting(KafkaError.TOPIC_AUTHORIZATION_FAILED), wanted)  # type: ignore[arg-type]
+    impatient = Starting(KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+    with pytest.raises(KafkaException):
+        _committed(impatient, wanted, patience=0.0)  # type: ignore[arg-type]
