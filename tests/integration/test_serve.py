@@ -14,9 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from promise_tracker.streams.records import final_active, read_jsonl
-from promise_tracker.synthetic import generate
-from tests.cli import cli
+from promise_tracker.streams.records import final_active
+from tests.cli import replay_generated
 from tests.support import ROOT
 
 DATABASE = "promise_tracker_replay"
@@ -24,16 +23,7 @@ DATABASE = "promise_tracker_replay"
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory) -> tuple[Path, list[dict], list[dict]]:
-    root = tmp_path_factory.mktemp("serve")
-    stream = root / "stream.jsonl"
-    generate(stream, events=20_000, open_promises=2_000, seed=3)
-    files = [root / f"{n}.jsonl" for n in ("v", "o", "r")]
-    done = cli(
-        "replay", str(stream), "--violations", str(files[0]), "--outcomes", str(files[1]),
-        "--rejects", str(files[2]), "--clickhouse", str(root / "chdb"), "--quiet",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return root / "chdb", read_jsonl(files[1]), read_jsonl(files[0])
+    return replay_generated(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

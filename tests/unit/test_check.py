@@ -12,9 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from promise_tracker.streams.records import read_jsonl
-from promise_tracker.synthetic import generate
-from tests.cli import cli
+from tests.cli import cli, replay_generated
 
 PLANNED_AT = "2026-03-06T00:00:00Z"  # after the generated stream's promises
 UNTIL = dt.datetime(2026, 3, 6, tzinfo=dt.UTC).timestamp()
@@ -25,16 +23,8 @@ UPPER = {"deadline", "max_wait", "max_steps", "deliver_by"}
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory) -> tuple[Path, list[dict]]:
     """A generated stream replayed into files and a chdb store: (store, outcomes)."""
-    root = tmp_path_factory.mktemp("check")
-    stream = root / "stream.jsonl"
-    generate(stream, events=20_000, open_promises=2_000, seed=3)
-    files = [root / f"{n}.jsonl" for n in ("v", "o", "r")]
-    done = cli(
-        "replay", str(stream), "--violations", str(files[0]), "--outcomes", str(files[1]),
-        "--rejects", str(files[2]), "--clickhouse", str(root / "chdb"), "--quiet",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return root / "chdb", read_jsonl(files[1])
+    chdb, outcomes, _ = replay_generated(tmp_path_factory.mktemp("check"))
+    return chdb, outcomes
 
 
 def _busiest(outcomes: list[dict], kind: str) -> tuple[str, str]:
