@@ -589,11 +589,7 @@ class Engine:
         found, wake = alerts(state, status, closed_at, self.watermark, points)
         if state.promise.data.relies_on:
             contradictions = self.capabilities.contradictions(state)
-            more, later = contradiction_alerts(
-                state, status, closed_at, self.watermark, contradictions
-            )
-            found.update(more)
-            wake = min(wake, later)
+            found.update(contradiction_alerts(state, status, closed_at, contradictions))
         pid = state.promise.id
         if wake != (state.warn_wake if state.warn_wake is not None else INF):
             state.warn_wake = None if wake == INF else wake
@@ -734,6 +730,8 @@ class Engine:
             if state is None:
                 continue
             self.promises[pid] = state
+            for capability in state.promise.data.relies_on or ():
+                self._relying.setdefault(capability, set()).add(pid)
             if state.status == "open":
                 if state.close_time is not None:
                     self._timers.add(state.close_time, pid)

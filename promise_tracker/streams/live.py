@@ -14,7 +14,12 @@ import msgspec
 from msgspec import Struct
 
 from promise_tracker.schemas.codec import outcome_event, violation_event, warning_event
-from promise_tracker.schemas.models import PromiseIssued, ViolationRecord, WarningRecord
+from promise_tracker.schemas.models import (
+    CapabilityDeclared,
+    PromiseIssued,
+    ViolationRecord,
+    WarningRecord,
+)
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reason, Reject
 from promise_tracker.streams.engine import Engine, EngineConfig
@@ -189,6 +194,12 @@ class Partition:
         self.engine.announce()
 
     # --- input -----------------------------------------------------------------------
+
+    def declare(self, event: CapabilityDeclared, raw: bytes, origin: Origin) -> None:
+        """A declared capability (every partition's engine gets every one): the promises
+        that rely on it are judged again. It moves no watermark: it is not an input of
+        this partition."""
+        self.engine.process(event, raw, origin)
 
     def message(self, topic: str, offset: int, key: bytes | None, raw: bytes | None) -> None:
         """One message from an input topic (``raw`` is None for a record without a value)."""

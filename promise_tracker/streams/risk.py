@@ -109,33 +109,21 @@ def contradiction_alerts(
     state: PromiseState,
     status: str,
     closed_at: float | None,
-    watermark: float,
     found: list[Contradiction],
-) -> tuple[dict[str, Alert], float]:
-    """Contradiction warnings (label ``contradiction:CAPABILITY``): active from when the
-    contradiction began while the promise is open; resolved by a later declaration under
-    which it can be kept (outcome null) or by the promise's decision (its outcome)."""
+) -> dict[str, Alert]:
+    """Contradiction warnings (label ``contradiction:CAPABILITY``), at once, whatever the
+    watermark: active while the promise is open; resolved by a later declaration under
+    which it can be kept (outcome null) or by the promise's decision (its outcome). A
+    promise decided before the contradiction began has none."""
     alerts_: dict[str, Alert] = {}
-    wake = INF
     due = state.close_time
     for c in found:
         label = CONTRADICTION + c.capability
-        decided_after = closed_at is not None and closed_at >= c.since
-        if watermark < c.since:
-            if status == "open" or decided_after:
-                wake = min(wake, c.since)
-            continue
         left = None if due is None else due - c.since
-        if (
-            c.resolved_at is not None
-            and c.resolved_at <= watermark
-            and (closed_at is None or c.resolved_at <= closed_at)
-        ):
+        if c.resolved_at is not None and (closed_at is None or c.resolved_at <= closed_at):
             alerts_[label] = Alert(c.since, due, left, "resolved", None, c.detail)
         elif status == "open":
             alerts_[label] = Alert(c.since, due, left, "active", None, c.detail)
-            if c.resolved_at is not None:
-                wake = min(wake, c.resolved_at)
-        elif decided_after:
+        elif closed_at is not None and closed_at >= c.since:
             alerts_[label] = Alert(c.since, due, left, "resolved", status, c.detail)
-    return alerts_, wake
+    return alerts_

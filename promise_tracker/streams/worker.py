@@ -33,17 +33,33 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from promise_tracker.calendars import load_calendars
 from promise_tracker.errors import BrokerRefused, CalendarError
 from promise_tracker.runtime.kafka import failed, kafka_config, producer_config
 from promise_tracker.runtime.settings import PREFIX, Settings
 from promise_tracker.runtime.topics import DLQ_MAX_BYTES
-from promise_tracker.schemas.models import ViolationRecord, WarningRecord
+from promise_tracker.schemas.models import CapabilityDeclared, ViolationRecord, WarningRecord
+from promise_tracker.schemas.parse import parse
+from promise_tracker.schemas.reject import Reason, Reject
 from promise_tracker.streams.changelog import Changelog
 from promise_tracker.streams.engine import EngineConfig
-from promise_tracker.streams.live import SHRUNK_BYTES, Output, Partition, shrink
+from promise_tracker.streams.live import (
+    SHRUNK_BYTES,
+    Origin,
+    Output,
+    Partition,
+    reject_headers,
+    shrink,
+)
 from promise_tracker.streams.risk import warn_fractions
 from promise_tracker.streams.worker_metrics import WorkerCounts
 
@@ -152,6 +168,18 @@ class Worker:
         # violations and warnings, offered to the pager once sent
         self._alerts: list[tuple[ViolationRecord | WarningRecord, int]] = []
         self.pager = pager  # None: no paging
+        # every declared capability, read from the start of capabilities.declared by every
+        # worker (they are global, not partitioned) and given to every owned partition
+        self.declarations: list[tuple[CapabilityDeclared, bytes, Origin]] = []
+        self.capability_reader = Consumer(
+            {
+                **kafka_config(settings),
+                "group.id": f"{settings.group}-capabilities",  # never commits: reads all
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 50,
+            }
+        )
         self._stop = False
         self.counts = WorkerCounts(self.inputs)  # read by streams/worker_metrics.py at scrape time
 
@@ -167,6 +195,7 @@ class Worker:
         if self.pager is not None:
             self.pager.start()
         self._warm_up()
+        self._follow_capabilities()
         self.consumer.subscribe(
             list(self.inputs),
             on_assign=self._assigned,
@@ -181,6 +210,7 @@ class Worker:
                 messages = self.consumer.consume(settings.batch_size, settings.batch_wait)
                 for message in messages:
                     self._message(message)
+                self._capabilities(self.capability_reader.consume(1000, 0))
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick()
@@ -208,6 +238,66 @@ class Worker:
                 self.producer.list_topics(topic, timeout=10)
             except KafkaException as exc:  # the first produce asks again
                 log.warning("metadata of %s: %s", topic, exc)
+
+    def _follow_capabilities(self, patience: float = 30.0) -> None:
+        """Read capabilities.declared from its start to its end before the first input, so
+        that promises are judged against what was declared (late ones are judged again)."""
+        topic = self.settings.capabilities
+        numbers = list(
+            self.capability_reader.list_topics(topic, timeout=10).topics[topic].partitions
+        )
+        self.capability_reader.assign(
+            [TopicPartition(topic, number, OFFSET_BEGINNING) for number in numbers]
+        )
+        read: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for number in numbers:
+            low, high = self.capability_reader.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=10
+            )
+            read[number], ends[number] = low, high
+        deadline = time.monotonic() + patience
+        while any(read[n] < ends[n] for n in ends) and time.monotonic() < deadline:
+            messages = self.capability_reader.consume(1000, 0.5)
+            for message in messages:
+                number, offset = message.partition(), message.offset()
+                if message.error() is None and number is not None and offset is not None:
+                    read[number] = offset + 1
+            self._capabilities(messages)
+        log.info("%d capability declarations read", len(self.declarations))
+
+    def _capabilities(self, messages: list[Any]) -> None:
+        for message in messages:
+            if failed(message, log):
+                continue
+            topic, number, offset = message.topic(), message.partition(), message.offset()
+            origin = Origin(topic, number, offset, message.key())
+            raw = message.value()
+            event = parse(raw, origin)
+            if type(event) is not CapabilityDeclared:
+                reject = event if isinstance(event, Reject) else None
+                why = reject.message if reject else "not a capability.declared event"
+                self._outbox.append(
+                    Output(
+                        "dlq",
+                        message.key(),
+                        raw or b"",
+                        reject_headers(
+                            Reject(
+                                reject.reason if reject else Reason.UNKNOWN_TYPE,
+                                f"{topic} holds capability.declared events only: {why}",
+                                raw or b"",
+                                getattr(event, "id", None),
+                                origin,
+                            )
+                        ),
+                    )
+                )
+                continue
+            self.declarations.append((event, raw, origin))
+            for part in self.partitions.values():
+                part.declare(event, raw, origin)
+                self._collect(part)
 
     def stop(self, *_: Any) -> None:
         self._stop = True
@@ -424,6 +514,8 @@ class Worker:
         for tp in committed:
             part.next_offset[tp.topic] = max(tp.offset, 0)
         part.restore(entries, clocks)
+        for event, raw, origin in self.declarations:  # not in the changelog: given again
+            part.declare(event, raw, origin)
         log.info(
             "partition %d: %d entries restored, watermark %.3f, in %.3f s",
             number,
@@ -441,3 +533,4 @@ class Worker:
             if self.pager is not None:  # what is pending, before leaving forgets it
                 self.pager.close()
             self.consumer.close()  # leaves the group: the others take over at once
+            self.capability_reader.close()
