@@ -33,6 +33,7 @@ from promise_tracker.streams.capabilities import (
     Declaration,
 )
 from promise_tracker.streams.clock import Calendar, paused_spans, run_until
+from promise_tracker.streams.records import outcome_measures
 from promise_tracker.streams.risk import (
     DEFAULT_WARN_AT,
     Fractions,
@@ -573,12 +574,20 @@ class Engine:
                     self._changed(state.promise.id)
                     self.stats.active -= 1
                     self.listener.violation(retraction)
-        if status != state.status or closed_at != state.closed_at:
+        decided = status != state.status or closed_at != state.closed_at
+        if decided:
             self._changed(state.promise.id)
             state.status, state.closed_at = status, closed_at
             if status != "open":
                 # rounded up to the sweep grid: never early, and far fewer heap entries
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
+        # the outcome also says what was allowed and measured: a late delivery makes a
+        # not_delivered delivered_late without changing status or closed_at, and live must
+        # then say the outcome again as the replay's final one does
+        measures = outcome_measures(state)
+        if decided or measures != state.measures:
+            state.measures = measures
+            self._changed(state.promise.id)
             self.listener.outcome(state)
         if state.kind in _WARNED_KINDS or state.promise.data.relies_on:
             self._warn(state, status, closed_at)

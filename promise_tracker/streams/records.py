@@ -46,6 +46,12 @@ def outcome_record(state: PromiseState) -> OutcomeRecord:
     )
 
 
+def outcome_measures(state: PromiseState) -> tuple[float | None, float | None]:
+    """(allowed, measured) of the outcome record: the engine says the outcome again when
+    they change."""
+    return _allowed(state), _measured(state)
+
+
 def _allowed(state: PromiseState) -> float | None:
     """What the terms allowed, in the unit of the measure: seconds from the promise to its
     close time T (deadline, deliver_by, channels_available), the hold limit or the steps."""

@@ -107,6 +107,8 @@ class PromiseState(Struct, kw_only=True, gc=False, omit_defaults=True):
     # label -> (what the warning says, last emitted record) (SPEC 4.1)
     warned: dict[str, tuple[Alert, WarningRecord]] | None = None
     warn_wake: float | None = None  # the watermark at which a warning next changes
+    # (allowed, measured) as the last outcome emitted said them (streams/records.py)
+    measures: tuple[float | None, float | None] | None = None
 
     @property
     def cancelled_at(self) -> float:
