@@ -228,7 +228,10 @@ class Engine:
             state = self.promises.get(pid)
             if state is not None:
                 self._evaluate(state)
-        return t
+        # accepted, but not an input of any partition: live, declarations move no watermark,
+        # and neither do they here (a status declared ahead of a maintenance would fire
+        # every absence due before it)
+        return None
 
     def _promise(self, event: PromiseIssued, raw: bytes, origin: object, t: float) -> float | None:
         pid = event.id
@@ -243,8 +246,15 @@ class Engine:
                 return None
             state.close_time = self._due(state)
         # SPEC 1.3 (v2): too late once settled for longer than the retention; a promise
-        # made long ago whose close time is still ahead is accepted
+        # made long ago whose close time is still ahead is accepted. Its T counts the pauses
+        # already waiting for it (applied to a copy: if it is refused, they stay orphans)
         close = state.close_time
+        waiting_marks = self._orphans.get(pid)
+        if waiting_marks and clocked(state):
+            trial = new_state(event, t)
+            for orphan in waiting_marks.values():
+                apply(trial, orphan.event, orphan.time)
+            close = self._due(trial)
         settles = t if close is None else close
         if settles + self.config.retention < self.watermark or pid in self._tombstones:
             self._too_late(t, raw, origin, pid, pid)
@@ -577,10 +587,15 @@ class Engine:
         decided = status != state.status or closed_at != state.closed_at
         if decided:
             self._changed(state.promise.id)
+            reopened = status == "open" and state.status != "open"
             state.status, state.closed_at = status, closed_at
             if status != "open":
                 # rounded up to the sweep grid: never early, and far fewer heap entries
                 self._evictions.add(-(-_settled_at(state) // SWEEP) * SWEEP, state.promise.id)
+            elif reopened and state.close_time is not None and state.close_time > self.watermark:
+                # a late event took the decision back (a restore only arms open promises)
+                self._timers.add(state.close_time, state.promise.id)
+                self._wake_at = min(self._wake_at, state.close_time)
         # the outcome also says what was allowed and measured: a late delivery makes a
         # not_delivered delivered_late without changing status or closed_at, and live must
         # then say the outcome again as the replay's final one does

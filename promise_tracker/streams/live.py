@@ -212,6 +212,19 @@ class Partition:
             engine.refuse(event)
             return
         assert raw is not None  # parse() rejects a record without a value
+        if type(event) is CapabilityDeclared:
+            engine.refuse(
+                Reject(
+                    Reason.INVALID_EVENT,
+                    "type: capability.declared events go on the capabilities topic "
+                    "(capabilities.declared), keyed by data.capability, not on the promise "
+                    "topics: the SDK sends them there",
+                    raw,
+                    event.id,
+                    origin,
+                )
+            )
+            return
         pid = event.id if type(event) is PromiseIssued else event.data.promise_id  # type: ignore[union-attr]
         if key is None or key != pid.encode():
             engine.refuse(

@@ -513,9 +513,10 @@ class Worker:
         )
         for tp in committed:
             part.next_offset[tp.topic] = max(tp.offset, 0)
-        part.restore(entries, clocks)
-        for event, raw, origin in self.declarations:  # not in the changelog: given again
+        # not in the changelog: given again, before the restore judges anything
+        for event, raw, origin in self.declarations:
             part.declare(event, raw, origin)
+        part.restore(entries, clocks)
         log.info(
             "partition %d: %d entries restored, watermark %.3f, in %.3f s",
             number,

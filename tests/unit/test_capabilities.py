@@ -327,3 +327,63 @@ def test_the_leadership_figure_counts_the_breaches_a_contradiction_foretold(tmp_
     finally:
         store.close()
     assert (row["could_have_been_caught"], row["broken_promises"]) == (1, 2)
+
+
+# --- found by review: restore, reopening, the watermark ---------------------------------------
+
+
+def test_a_promise_reopened_after_a_restore_still_closes_at_its_time():
+    """Broken at once by a component down; the engine is restored from its entries; a late
+    status shows the component was up: the promise is open again and must be kept at T."""
+    from promise_tracker.streams.engine import Engine, EngineConfig
+    from promise_tracker.streams.replay import drive
+    from promise_tracker.streams.snapshot import decode_entry, encode_entry
+    from tests.support import Collected, line
+
+    def drive_events(engine: Engine, events: list[dict]) -> None:
+        drive(engine, (("t", n, line(e)) for n, e in enumerate(events, 1)), 0.0)
+
+    dep = capability(
+        "dep", ts(0), {"kind": "dependency", "capability": "d", "channels": ["sms"],
+                       "depends_on": ["gw"]},
+    )  # fmt: skip
+    down = capability("down", ts(1), {"kind": "status", "capability": "gw", "up": False})
+    up = capability("up", ts(1.5), {"kind": "status", "capability": "gw", "up": True})
+    p = promise("p", "channels_available", {"channels": ["sms"], "until": ts(48)}, at=ts(2),
+                relies_on=["d"])  # fmt: skip
+    first = Engine(EngineConfig(), Collected(), clock=lambda: 0.0)
+    first.dirty = set()
+    drive_events(first, [dep, down, p])
+    assert first.promises["p"].status == "broken"
+    entries = [decode_entry(encode_entry(first.entry(pid))) for pid in first.dirty]
+    restored = Engine(EngineConfig(), Collected(), clock=lambda: 0.0)
+    drive_events(restored, [dep, down])  # declarations first, as the worker gives them
+    restored.restore([e for e in entries if e is not None], first.watermark)
+    drive_events(restored, [up, promise("clock", "max_wait", {"max_seconds": 1}, at=ts(60))])
+    assert restored.promises["p"].status == "kept"
+
+
+def test_a_declaration_moves_no_watermark():
+    ahead = capability("m", ts(500), {"kind": "status", "capability": "gw", "up": False})
+    due = promise("due", "deliver_by", {"due_at": ts(10)}, at=ts(1))
+    r = run([due, ahead])
+    assert r.engine.watermark == parse(orjson.dumps(due)).time.timestamp()  # type: ignore[union-attr]
+    assert r.engine.promises["due"].status == "open"
+
+
+def test_a_pause_waiting_for_its_promise_counts_for_too_late():
+    """The promise's T counts the pause that arrived before it (SPEC 1.3 v2)."""
+    from promise_tracker.streams.engine import EngineConfig
+
+    day = 24.0
+    within = promise("w", "deliver_by", {"within_seconds": 86_400}, at=ts(0))
+    events = [
+        promise("tick", "max_wait", {"max_seconds": 1}, at=ts(7.4 * day)),
+        observe("pz", "w", "paused", ts(0.5 * day)),  # held: its promise comes later
+        observe("rs", "w", "resumed", ts(2 * day)),
+        promise("tock", "max_wait", {"max_seconds": 1}, at=ts(8.2 * day)),
+        within,  # D = 2.5 days with the pause; 1 day without it (1 + 7 < 8.2: too late)
+    ]
+    r = run(events, config=EngineConfig(retention=7 * 86_400))
+    assert [x.event_id for x in r.out.rejects] == []
+    assert "w" in r.engine.promises

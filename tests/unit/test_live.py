@@ -413,3 +413,22 @@ def test_the_lag_check_asks_again_while_the_group_coordinator_is_not_ready():
     impatient = Starting(KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
     with pytest.raises(KafkaException):
         _committed(impatient, wanted, patience=0.0)  # type: ignore[arg-type]
+
+
+def test_a_capability_on_a_promise_topic_is_dead_lettered_with_its_reason():
+    """Review finding: a capability.declared sent to promises.issued took the bug path (it
+    has no promise id). It is a reject that says where it belongs."""
+    event = {
+        "specversion": "1.0",
+        "type": "capability.declared",
+        "source": "shop",
+        "id": "decl-1",
+        "time": ts(1),
+        "data": {"kind": "window", "capability": "shop:x", "window": {"closes_at": ts(5)}},
+    }
+    part = partition()
+    part.message(ISSUED, 0, b"shop:x", orjson.dumps(event))
+    (out,) = part.outbox.take()
+    headers = dict(out.headers or [])
+    assert out.stream == "dlq" and headers["reason"] == b"invalid_event"
+    assert b"capabilities.declared" in headers["message"]
