@@ -49,11 +49,24 @@ def paused_spans(
     return spans
 
 
+YEAR = 366 * 86_400.0
+HORIZON_YEARS = 10  # of business time: a due time beyond it is never reached (infinite)
+
+
 def run_until(
     calendar: Calendar, t0: float, seconds: float, spans: Sequence[tuple[float, float]]
 ) -> float:
     """The first instant at which the clock started at t0 has run ``seconds``; infinite when
-    a pause that never ends starts before then."""
+    a pause that never ends starts before then.
+
+    Also infinite when ``seconds`` is more than ten years of this calendar's open time: the
+    calendar would be walked week by week for centuries (hostile input stalled a worker for
+    half a minute a call), and a promise due that far away can never be judged anyway.
+    """
+    if seconds > YEAR:
+        yearly = calendar.open_seconds(t0, t0 + YEAR)
+        if yearly < YEAR and seconds > HORIZON_YEARS * yearly:
+            return INF
     cursor, left = t0, seconds
     for start, end in spans:
         run = calendar.open_seconds(cursor, start)

@@ -440,3 +440,23 @@ def _warnings() -> dict[str, dict]:
 
 def _weekdays(interval: str) -> str:
     return "".join(f'{day} = ["{interval}"]\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+
+
+def test_a_due_time_centuries_away_is_infinite_at_once():
+    """Review finding: within_seconds of 1e12 on a business calendar walked the calendar
+    to the year 9999 (about 30 s a call). Beyond ten years of its open time it is
+    infinite, computed at once; a long promise on a 24/7 clock stays exact."""
+    import time
+
+    from promise_tracker.calendars import load_calendars
+    from promise_tracker.streams.clock import run_until
+    from promise_tracker.streams.engine import ROUND_THE_CLOCK
+
+    eu = load_calendars(CASES / "calendars.toml")["support-eu"]
+    t0 = 1_772_442_000.0
+    started = time.perf_counter()
+    assert run_until(eu, t0, 1e12, []) == float("inf")
+    assert time.perf_counter() - started < 1.0
+    eight_years = 8 * 52 * 40 * 3600.0  # 40 business hours a week
+    assert run_until(eu, t0, eight_years, []) < float("inf")
+    assert run_until(ROUND_THE_CLOCK, t0, 1e12, []) == t0 + 1e12
