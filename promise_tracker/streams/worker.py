@@ -92,6 +92,16 @@ class AlertOutput(Protocol):
     def close(self) -> None: ...
 
 
+# a partition of a topic just created, or whose leader moves: asked again, it answers
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+}
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     """The engine's knobs from the settings. Reads the calendars file, once per call (the
     worker calls this once, at start): a file it cannot use raises ``CalendarError``, one
@@ -251,12 +261,14 @@ class Worker:
         )
         read: dict[int, int] = {}
         ends: dict[int, int] = {}
-        for number in numbers:
-            low, high = self.capability_reader.get_watermark_offsets(
-                TopicPartition(topic, number), timeout=10
-            )
-            read[number], ends[number] = low, high
         deadline = time.monotonic() + patience
+        for number in numbers:
+            bounds = self._bounds(TopicPartition(topic, number), deadline)
+            if bounds is None:  # no leader yet: the loop reads it as it comes
+                log.warning("%s[%d]: no leader within %g s; following it as it comes",
+                            topic, number, patience)  # fmt: skip
+                continue
+            read[number], ends[number] = bounds
         while any(read[n] < ends[n] for n in ends) and time.monotonic() < deadline:
             messages = self.capability_reader.consume(1000, 0.5)
             for message in messages:
@@ -265,6 +277,24 @@ class Worker:
                     read[number] = offset + 1
             self._capabilities(messages)
         log.info("%d capability declarations read", len(self.declarations))
+
+    def _bounds(self, tp: TopicPartition, deadline: float) -> tuple[int, int] | None:
+        """A partition's (low, high) offsets, asking again while it has no leader (a topic
+        just created: NOT_LEADER_FOR_PARTITION, seen in CI); None past the deadline."""
+        while True:
+            try:
+                low, high = self.capability_reader.get_watermark_offsets(tp, timeout=10)
+                return low, high
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.code() in _NO_LEADER_YET or error.retriable()
+                )
+                if not retriable or time.monotonic() > deadline:
+                    if retriable:
+                        return None
+                    raise
+                time.sleep(0.2)
 
     def _capabilities(self, messages: list[Any]) -> None:
         for message in messages:

@@ -432,3 +432,34 @@ def test_a_capability_on_a_promise_topic_is_dead_lettered_with_its_reason():
     headers = dict(out.headers or [])
     assert out.stream == "dlq" and headers["reason"] == b"invalid_event"
     assert b"capabilities.declared" in headers["message"]
+
+
+def test_the_capability_reader_asks_again_while_a_new_topic_has_no_leader():
+    """Regression (CI): right after topics were created, a worker's first look at
+    capabilities.declared failed with NOT_LEADER_FOR_PARTITION and the worker exited."""
+    import time
+
+    import pytest
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    from promise_tracker.streams.worker import Worker
+
+    class Electing:
+        def __init__(self, code: int, answers_on: int = 3):
+            self.calls, self.code, self.answers_on = 0, code, answers_on
+
+        def get_watermark_offsets(self, tp, timeout):
+            self.calls += 1
+            if self.calls < self.answers_on:
+                raise KafkaException(KafkaError(self.code))
+            return (0, 7)
+
+    worker = Worker.__new__(Worker)  # only its capability reader is used
+    tp = TopicPartition("capabilities.declared", 0)
+    worker.capability_reader = Electing(KafkaError.NOT_LEADER_FOR_PARTITION)
+    assert worker._bounds(tp, time.monotonic() + 30) == (0, 7)
+    worker.capability_reader = Electing(KafkaError.LEADER_NOT_AVAILABLE, answers_on=10**9)
+    assert worker._bounds(tp, time.monotonic() + 0.3) is None  # past the deadline: go on
+    worker.capability_reader = Electing(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        worker._bounds(tp, time.monotonic() + 30)
