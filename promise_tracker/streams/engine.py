@@ -772,6 +772,12 @@ class Engine:
         self._tombstone_queue.extend(sorted(tombstones))
         self._wake_at = self._next_sweep = -INF
         self.advance(watermark)  # whatever fell due before the crash fires now
+        # the declarations were given before the restore (a live worker re-reads them at
+        # every start): what relies on them is judged once against all of them
+        for pid in sorted({p for relying in self._relying.values() for p in relying}):
+            state = self.promises.get(pid)
+            if state is not None:
+                self._evaluate(state)
 
     def announce(self) -> None:
         """Hand every held promise's last emissions and outcome to the listener again.
