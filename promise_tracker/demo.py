@@ -34,6 +34,7 @@ from promise_tracker.retime import offset, shift, shift_lines
 from promise_tracker.runtime.kafka import group_lag, kafka_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
+from promise_tracker.schemas.reject import REASON_MEANINGS
 from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.store import ChdbStore
@@ -65,18 +66,6 @@ class Stream:
 
     lines: list[bytes]
     stories: dict[str, Retimed]  # promise id of each story -> one of its dates, moved
-
-
-# what each reject reason means, for the summary (promise_tracker/schemas/reject.py has the codes)
-_REASONS = {
-    "invalid_json": "not JSON: a truncated message, an error page",
-    "invalid_event": "JSON, but not a valid event: a field missing or wrong",
-    "unknown_type": "an event type this system does not read",
-    "conflicting_duplicate": "an id sent again with other content",
-    "unknown_promise": "an observation for a promise that never came (waited a day)",
-    "too_late": "too old to change a verdict (older than the retention)",
-    "from_future": "dated more than 5 minutes ahead of the clock",
-}
 
 
 class Process:
@@ -373,7 +362,7 @@ def _wait_drained(
     """Until the worker has committed all input and the sink all output, twice in a row
     (a quiet tick may still emit the deadlines that passed)."""
     inputs = [settings.issued, settings.observed]
-    outputs = [settings.violations, settings.outcomes, settings.dlq]
+    outputs = [settings.violations, settings.outcomes, settings.warnings, settings.dlq]
     deadline = time.monotonic() + timeout
     calm = 0
     while calm < 2:
@@ -432,7 +421,7 @@ def _reject_table(out: TextIO, rejects: list[dict], malformed: int, dlq: str) ->
     by_reason = Counter(row["reason"] for row in rejects)
     print(f"  {'reason':<23}{'events':>6}  meaning", file=out)
     for reason, count in sorted(by_reason.items(), key=lambda x: (-x[1], x[0])):
-        print(f"  {reason:<23}{count:>6,}  {_REASONS.get(reason, '')}", file=out)
+        print(f"  {reason:<23}{count:>6,}  {REASON_MEANINGS.get(reason, '')}", file=out)
     print(f"  {'total':<23}{len(rejects):>6,}\n", file=out)
 
 
@@ -479,6 +468,12 @@ def _story_verdicts(out: TextIO, store: ChdbStore, stories: dict[str, Retimed]) 
                 file=out,
             )
         print(f"    {row['reason']}: promised {row['expected']}; {row['observed']}", file=out)
+        if row["foreseen"]:
+            print(
+                f"      could have been caught before it was issued: flagged at "
+                f"{row['foreseen_at'][:16]} UTC, when the promise was made: {row['foreseen']}",
+                file=out,
+            )
 
 
 def _show(path: Path) -> str:

@@ -2,8 +2,9 @@
 worker, must look recent (the worker rejects events older than its retention as too_late
 and events ahead of its clock as from_future).
 
-One offset moves every timestamp an event carries (its ``time``, ``data.expires_at`` and
-the terms ``open_until``, ``due_at`` and ``until``), so the distances between them, and so
+One offset moves every timestamp an event carries (its ``time``, ``data.expires_at``, the
+terms ``open_until``, ``due_at`` and ``until``, and a declared window's ``opens_at`` and
+``closes_at``), so the distances between them, and so
 the verdicts, stay what they were. Lines that are not events are kept as they are.
 """
 
@@ -72,8 +73,13 @@ def _stamps(event: dict | None) -> list[tuple[dict, str, dt.datetime]]:
     data = data if isinstance(data, dict) else {}
     terms = data.get("terms")
     terms = terms if isinstance(terms, dict) else {}
-    places = [(event, "time"), (data, "expires_at")] + [
-        (terms, name) for name in ("open_until", "due_at", "until")
+    window = data.get("window")  # a capability.declared window
+    window = window if isinstance(window, dict) else {}
+    places = [
+        (event, "time"),
+        (data, "expires_at"),
+        *((terms, name) for name in ("open_until", "due_at", "until")),
+        *((window, name) for name in ("opens_at", "closes_at")),
     ]
     found = [(holder, name, _parse_time(holder.get(name))) for holder, name in places]
     return [(holder, name, stamp) for holder, name, stamp in found if stamp is not None]

@@ -3,6 +3,7 @@ person (no Kafka, no store: the rules alone)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -23,12 +24,13 @@ def run_stories(out: TextIO, examples: Path = EXAMPLES) -> int:
     totals: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="promise-tracker-demo-") as tmp:
         for story in stories:
-            v, o, r = (Path(tmp) / f"{story.stem}.{n}.jsonl" for n in ("v", "o", "r"))
-            summary = replay([story], v, o, r, progress=False)
+            v, o, r, w = (Path(tmp) / f"{story.stem}.{n}.jsonl" for n in ("v", "o", "r", "w"))
+            summary = replay([story], v, o, r, progress=False, warnings=w)
             outcomes = read_jsonl(o)
             totals.update(x["status"] for x in outcomes)
             rejected = sum(summary.stats.rejects.values())
-            _print_story(out, story.stem, outcomes, final_active(read_jsonl(v)), rejected)
+            active = final_active(read_jsonl(v))
+            _print_story(out, story.stem, outcomes, active, _foreseen(read_jsonl(w)), rejected)
     kept, broken = totals["kept"], totals["broken"]
     rate = f"{kept / (kept + broken):.0%}" if kept + broken else "n/a"
     print(
@@ -40,7 +42,16 @@ def run_stories(out: TextIO, examples: Path = EXAMPLES) -> int:
     return 0
 
 
-def _print_story(out: TextIO, name: str, outcomes: list[dict], active: dict, rejected: int) -> None:
+def _foreseen(warnings: list[dict]) -> dict[str, dict]:
+    """Warning id -> the last emission of each contradiction (a promise's terms against a
+    declared capability, flagged when it was issued)."""
+    last = {w["warning_id"]: w for w in warnings}
+    return {k: w for k, w in last.items() if w["label"].startswith("contradiction:")}
+
+
+def _print_story(
+    out: TextIO, name: str, outcomes: list[dict], active: dict, foreseen: dict, rejected: int
+) -> None:
     print(f"\n== {name} ==", file=out)
     by_promise: dict[str, list[dict]] = {}
     for violation in active.values():
@@ -59,5 +70,16 @@ def _print_story(out: TextIO, name: str, outcomes: list[dict], active: dict, rej
             print(
                 f"             {v['reason']}: promised {v['expected']}; {v['observed']}", file=out
             )
+            caught = foreseen.get(v.get("predicted_by") or "")
+            if caught is not None:
+                print(
+                    "               could have been caught before it was issued: flagged at "
+                    f"{_utc(caught['warn_at'])}, when the promise was made: {caught['detail']}",
+                    file=out,
+                )
     if rejected:
         print(f"  ({rejected} events rejected)", file=out)
+
+
+def _utc(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

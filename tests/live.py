@@ -3,12 +3,14 @@ started as ``promise-tracker worker``, and readers of the output topics."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -192,3 +194,116 @@ def raw_producer(kafka: str) -> Producer:
     """For bytes the SDK refuses to send: the same partitioner as the SDK."""
     config = producer_config(Settings(kafka=kafka))
     return Producer(config)
+
+
+Final = dict[str, dict[str, Any]]
+
+
+def sentinels(w: str, partitions: int) -> list[bytes]:
+    """For each partition a promise and its delivery at ``w``, which ``tests.streams.send``
+    sends to that partition: each live partition's watermark (the smaller of its two topics'
+    latest event times) reaches ``w``, and no further, as a replay's does when ``w`` is its
+    file's latest time. They are kept at once and warn at nothing."""
+    due = (dt.datetime.fromisoformat(w) + dt.timedelta(days=30)).isoformat()
+    lines = []
+    for number in range(partitions):
+        pid = f"sentinel-0-p{number}"
+        issued = {
+            "specversion": "1.0",
+            "type": "promise.issued",
+            "source": "test/sentinel",
+            "id": pid,
+            "time": w,
+            "data": {"kind": "deliver_by", "channel": "web", "terms": {"due_at": due}},
+        }
+        delivered = {
+            "specversion": "1.0",
+            "type": "delivery.observed",
+            "source": "test/sentinel",
+            "id": f"{pid}-delivered",
+            "time": w,
+            "data": {"promise_id": pid, "kind": "delivered", "value": {}},
+        }
+        lines += [orjson.dumps(issued), orjson.dumps(delivered)]
+    return lines
+
+
+def replay_answer(stream: Path, tmp_path: Path, *options: str) -> dict[str, Any]:
+    """``promise-tracker replay`` of ``stream`` (with ``options``) as an answer like
+    ``LiveOutputs.answer``'s."""
+    files = {name: tmp_path / f"replay-{name}.jsonl" for name in ("w", "v", "o", "r")}
+    subprocess.run(
+        [sys.executable, "-m", "promise_tracker.cli", "replay", str(stream), "--quiet", *options]
+        + ["--warnings", str(files["w"]), "--violations", str(files["v"])]
+        + ["--outcomes", str(files["o"]), "--rejects", str(files["r"])],
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+    def last(name: str, key: str) -> Final:
+        out = {}
+        for line in files[name].read_bytes().splitlines():
+            record = orjson.loads(line)
+            record.pop("detected_at", None)
+            out[record[key]] = record
+        return out
+
+    rejects = [orjson.loads(line) for line in files["r"].read_bytes().splitlines()]
+    return {
+        "warnings": final(last("w", "warning_id")),
+        "violations": active(last("v", "violation_id")),
+        "outcomes": last("o", "promise_id"),
+        "rejects": Counter(r["reason"] for r in rejects),
+    }
+
+
+def final(records: Final) -> Final:
+    """SPEC 4.1: the last emission per id is the truth; a retracted warning is none."""
+    return {wid: r for wid, r in records.items() if r["state"] != "retracted"}
+
+
+def active(records: Final) -> Final:
+    return {vid: r for vid, r in records.items() if r["state"] == "active"}
+
+
+class LiveOutputs:
+    """The worker's output topics, read from the beginning, as an answer like ``replay``'s."""
+
+    def __init__(self, settings: Settings):
+        topics = (settings.warnings, settings.violations, settings.outcomes, settings.dlq)
+        self.readers = [TopicReader(settings.kafka, topic) for topic in topics]
+
+    def answer(self) -> dict[str, Any]:
+        for reader in self.readers:
+            reader.poll(0.2)
+        warnings, violations, outcomes, dlq = (r.messages for r in self.readers)
+        unique = {}  # at-least-once: a reject said again after a crash has the same origin
+        for message in dlq:
+            h = dict(message.headers())
+            unique[(h["topic"], h["partition"], h["offset"])] = h["reason"].decode()
+        return {
+            "warnings": final(last_by_key(warnings)),
+            "violations": active(last_by_key(violations)),
+            "outcomes": last_by_key(outcomes),
+            "rejects": Counter(unique.values()),
+        }
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+def assert_reaches(outputs: LiveOutputs, expected: dict[str, Any], worker: WorkerProcess) -> None:
+    wait_for(lambda: outputs.answer() == expected, 120, step=0.5)
+    got = outputs.answer()
+    assert worker.alive(), worker.tail()
+    warnings, want = got["warnings"], expected["warnings"]
+    differ = {
+        wid: (want.get(wid), warnings.get(wid))
+        for wid in want.keys() | warnings.keys()
+        if want.get(wid) != warnings.get(wid)
+    }
+    assert differ == {}, worker.tail()
+    for part in ("violations", "outcomes", "rejects"):
+        assert got[part] == expected[part], part

@@ -124,10 +124,14 @@ WHERE {ACTIVE}
   AND {FILTERS}
 """
 
-# Broken promises whose breach a contradiction warning foretold (issue 16): the promise's
-# terms contradicted a declared capability before it broke
+# A violation a contradiction warning foretold (issue 16): the promise's terms contradicted a
+# declared capability before it broke; predicted_by is that warning's id (the report's list
+# of these promises uses the same test)
+FORESEEN = "predicted_by IS NOT NULL"
+
+# Broken promises whose breach a contradiction warning foretold, out of all broken promises
 FORESEEN_BREACHES = f"""
-SELECT uniqExactIf(promise_id, predicted_by IS NOT NULL) AS could_have_been_caught,
+SELECT uniqExactIf(promise_id, {FORESEEN}) AS could_have_been_caught,
        uniqExact(promise_id) AS broken_promises
 FROM violations FINAL
 WHERE {ACTIVE}

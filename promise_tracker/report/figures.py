@@ -42,6 +42,49 @@ GROUP BY service
 ORDER BY keep_rate ASC NULLS LAST, broken DESC, service
 """
 
+# The broken promises a contradiction warning foretold (the count is the leadership panel's,
+# ``FORESEEN_BREACHES``), newest breach first, each once, with the warning's words: what the
+# promise said beside what the capability it relied on allowed. The warning is the one named
+# by the promise's latest foreseen violation; its row may be missing (``detail`` NULL).
+FORESEEN_SHOWN = 10
+FORESEEN_LIST = f"""
+SELECT broken.occurred AS occurred,
+       broken.promise_id AS promise_id,
+       broken.service AS service,
+       broken.channel AS channel,
+       broken.kind AS kind,
+       broken.reason AS reason,
+       broken.customer_read AS customer_read,
+       warned.label AS contradiction,
+       warned.detail AS detail,
+       warned.warn_at AS warned
+FROM (
+    SELECT promise_id,
+           max(occurred_at) AS occurred,
+           argMax(service, occurred_at) AS service,
+           argMax(channel, occurred_at) AS channel,
+           argMax(kind, occurred_at) AS kind,
+           argMax(reason, occurred_at) AS reason,
+           argMax(promise_text, occurred_at) AS customer_read,
+           argMax(predicted_by, occurred_at) AS warning_id
+    FROM violations FINAL
+    WHERE {q.ACTIVE}
+      AND {q.FORESEEN}
+      AND $__timeFilter(occurred_at)
+      AND {q.FILTERS}
+    GROUP BY promise_id
+) AS broken
+LEFT JOIN (
+    SELECT warning_id, label, detail, warn_at
+    FROM warnings FINAL
+    WHERE warning_id IN (
+        SELECT predicted_by FROM violations FINAL WHERE {q.ACTIVE} AND {q.FORESEEN}
+    )
+) AS warned ON warned.warning_id = broken.warning_id
+ORDER BY occurred DESC, promise_id
+LIMIT {FORESEEN_SHOWN}
+"""
+
 # Input rejected in the period, by reason: data the figures above cannot include.
 REJECTS_BY_REASON = """
 SELECT reason, count() AS rejects
@@ -107,6 +150,9 @@ class Figures:
     worst: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)  # reason, rejects
     warnings: dict[str, int] = field(default_factory=dict)  # saved, broken_anyway
+    # could_have_been_caught, broken_promises: the leadership panel's
+    foreseen: dict[str, int] = field(default_factory=dict)
+    foreseen_list: list[dict[str, Any]] = field(default_factory=list)  # newest first
 
 
 # what each query answers, by the name the page uses: the browser test reruns them
@@ -121,6 +167,8 @@ def queries(objectives: Sequence[Objective] = ()) -> dict[str, str]:
         "worst": q.WORST_BROKEN,
         "rejects": REJECTS_BY_REASON,
         "warnings": q.WARNINGS_SAVED,
+        "foreseen": q.FORESEEN_BREACHES,
+        "foreseen_list": FORESEEN_LIST,
     }
     for objective in objectives:
         found[f"budget:{objective.name}"] = budget.figures(objective)
@@ -148,4 +196,6 @@ def read(
         worst=run(store, sql["worst"], period)[:WORST_SHOWN],
         rejects=run(store, sql["rejects"], period),
         warnings={k: int(v) for k, v in run(store, sql["warnings"], period)[0].items()},
+        foreseen={k: int(v) for k, v in run(store, sql["foreseen"], period)[0].items()},
+        foreseen_list=run(store, sql["foreseen_list"], period),
     )

@@ -16,18 +16,8 @@ from typing import Any
 from promise_tracker.dashboards import budget
 from promise_tracker.report import charts
 from promise_tracker.report.figures import Budget, Figures
-
-# what a reject reason means for the figures: data they cannot include
-REJECT_MEANINGS = {
-    "invalid_json": "not JSON: a truncated message, an error page",
-    "invalid_event": "JSON, but not a valid event: a field missing or wrong",
-    "unknown_type": "an event type this system does not read",
-    "unknown_calendar": "a promise counted in a business calendar that is not configured",
-    "conflicting_duplicate": "an id sent again with other content",
-    "unknown_promise": "an observation for a promise that never came (waited a day)",
-    "too_late": "too old to change a verdict (older than the retention)",
-    "from_future": "dated more than 5 minutes ahead of the clock",
-}
+from promise_tracker.schemas.reject import REASON_MEANINGS
+from promise_tracker.streams.capabilities import CONTRADICTION
 
 COST = (
     ("minutes_on_hold_beyond_promise", "minutes on hold beyond the promised wait"),
@@ -213,6 +203,72 @@ def worst(f: Figures) -> str:
     return _table(head, rows, "worst")
 
 
+def _seconds(value: Any) -> float:
+    return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+
+
+def ahead(warned: Any, broke: Any) -> str:
+    """How long before the breach the warning was given: '25 days before', '6 h before',
+    'at once'."""
+    seconds = _seconds(broke) - _seconds(warned)
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.0f} days before"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} h before"
+    return f"{seconds / 60:.0f} min before" if seconds >= 60 else "at once"
+
+
+def _contradiction(r: dict[str, Any]) -> str:
+    """The warning's words, or, were they not stored, the capability its label names."""
+    if r["detail"]:
+        return esc(r["detail"])
+    capability = str(r["contradiction"] or "").removeprefix(CONTRADICTION)
+    return f"<em>contradicts {esc(capability or 'a declared capability')}</em>"
+
+
+def _warned(r: dict[str, Any]) -> str:
+    if not r["contradiction"]:  # no warning row joined (its columns read as defaults)
+        return "<em>not stored</em>"
+    return f"{esc(when(r['warned']))}<br><small>{esc(ahead(r['warned'], r['occurred']))}</small>"
+
+
+def foreseen(f: Figures) -> str:
+    n_caught = f.foreseen.get("could_have_been_caught", 0)
+    n_broken = f.foreseen.get("broken_promises", 0)
+    caught = figure("foreseen:could_have_been_caught", n_caught, count)
+    total = figure("foreseen:broken_promises", n_broken, count)
+    if n_broken == 0:
+        return f"<p>No promise was broken in this period ({total}): none to catch ({caught}).</p>"
+    if n_caught == 0:
+        return (
+            f"<p>None ({caught}) of the {total} broken promises had a contradiction warning in "
+            "force: not one contradicted a declared capability it relied on before it broke."
+            "</p>"
+        )
+    lead = (
+        f"<p><strong>{caught}</strong> of the {total} broken promises had a contradiction "
+        "warning in force before they broke: their terms contradicted a declared capability "
+        "they relied on (a shop's window, a channel's dependency), and the warning said so as "
+        "soon as both were known: when the promise was issued, or when the capability was "
+        "declared after it.</p>"
+    )
+    rows = (
+        [
+            esc(when(r["occurred"])),
+            f"{esc(r['service'])}<br><small>{esc(r['channel'])} · {esc(r['kind'])}</small>",
+            f"<q>{esc(r['customer_read'])}</q>" if r["customer_read"] else "<em>no text</em>",
+            _contradiction(r),
+            _warned(r),
+        ]
+        for r in f.foreseen_list
+    )
+    head = ["Broke", "Service", "What the customer read", "The contradiction", "Warned"]
+    shown = len(f.foreseen_list)
+    more = n_caught > shown
+    note = f'<p class="note">The {shown} most recent, newest first.</p>' if more else ""
+    return lead + _table(head, rows, "foreseen") + note
+
+
 def cost(f: Figures) -> str:
     items = "".join(
         f"<li>{figure(f'cost:{key}', f.cost[key], amount)} {esc(words)}</li>" for key, words in COST
@@ -240,7 +296,7 @@ def rejects(f: Figures) -> str:
         [
             esc(r["reason"]),
             figure(f"rejects:{r['reason']}", r["rejects"], count),
-            esc(REJECT_MEANINGS.get(r["reason"], "")),
+            esc(REASON_MEANINGS.get(r["reason"], "")),
         ]
         for r in f.rejects
     ]
@@ -261,6 +317,7 @@ def render(f: Figures, generated: float) -> str:
         ("objectives", "Objectives and their error budgets", objectives(f)),
         ("services", "Keep-rate by service", by_service(f)),
         ("worst", "The worst broken promises", worst(f)),
+        ("foreseen", "Broken promises we could have caught before issuing them", foreseen(f)),
         ("cost", "What the broken promises cost customers", cost(f)),
         ("warnings", "Promises warned in time", warnings(f)),
         ("rejects", "Rejected input that hides data", rejects(f)),

@@ -97,15 +97,27 @@ def broken_promises(
     store: Store, promise_ids: list[str] | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
     """Active violations (of some promises, or all) with the words the customer saw, by
-    promise and time."""
+    promise and time; one that a contradiction foretold has its words (``foreseen``) and when
+    it was flagged (``foreseen_at``), else None."""
     return store.rows(
         """
-        SELECT promise_id, service, channel, kind, reason, expected, observed, excess, unit,
-               promise_text, toString(occurred_at) AS occurred
-        FROM {db}.violations FINAL
-        WHERE state = 'active' AND (empty({ids:Array(String)})
-                                    OR has({ids:Array(String)}, promise_id))
-        ORDER BY service, promise_id, occurred_at
+        SELECT v.promise_id AS promise_id, v.service AS service, v.channel AS channel,
+               v.kind AS kind, v.reason AS reason, v.expected AS expected,
+               v.observed AS observed, v.excess AS excess, v.unit AS unit,
+               v.promise_text AS promise_text, toString(v.occurred_at) AS occurred,
+               v.predicted_by AS predicted_by,
+               if(w.warning_id = '', NULL, w.detail) AS foreseen,
+               if(w.warning_id = '', NULL, toString(w.warn_at)) AS foreseen_at
+        FROM (
+            SELECT * FROM {db}.violations FINAL
+            WHERE state = 'active' AND (empty({ids:Array(String)})
+                                        OR has({ids:Array(String)}, promise_id))
+        ) AS v
+        LEFT JOIN (
+            SELECT warning_id, detail, warn_at FROM {db}.warnings FINAL
+            WHERE startsWith(label, 'contradiction:')
+        ) AS w ON w.warning_id = v.predicted_by
+        ORDER BY v.service, v.promise_id, v.occurred_at
         LIMIT {limit:UInt32}
         """,
         {"ids": promise_ids or [], "limit": limit},

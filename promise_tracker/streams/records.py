@@ -86,8 +86,11 @@ def _measured(state: PromiseState) -> float | None:
     if state.kind == DELIVER_BY:
         return first.time - state.issued if first is not None else None
     assert state.kind == CHANNELS
-    outages = [seen.time for seen in (state.down or {}).values() if seen.time < c]
-    return min(outages) - state.issued if outages else None
+    # broken at the first outage of a promised channel, its own or a component's it depends
+    # on (those are not in state.down: streams/capabilities.py)
+    if state.status == "broken" and state.closed_at is not None:
+        return state.closed_at - state.issued
+    return None
 
 
 def reject_record(reject: Reject) -> dict[str, Any]:

@@ -34,6 +34,11 @@ def test_the_demo_runs_the_pipeline_and_stops_what_it_started(tmp_path):
     assert "prestige-2013-card-8841 (deadline, card, prestige/marketing)" in out
     assert "enforced_early: promised open until" in out
     assert out.count("channel_unavailable:") == 3  # phone, mail and in person
+    # one portal outage broke all three, and the verdicts name it
+    assert out.count("(it depends on gov/eligibility-portal, which was down)") == 3
+    # the card contradicted the shop's declared window when it was issued
+    caught = re.findall(r"could have been caught before it was issued: .*\(24 h earlier\)", out)
+    assert len(caught) == 1 and "prestige/shop:yearbook-selection closes" in caught[0]
     assert 'the customer read: "Your yearbook selection date is 11/01/2013.' in out
     assert re.search(r"prestige/customer-service\s+max_wait\s+0\s+1\s+0\s+0\s+0\s+0%", out)
     assert "sending" in done.stderr  # the progress bar

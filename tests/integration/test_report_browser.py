@@ -101,6 +101,9 @@ CHARTS = """
           marks: svg.querySelectorAll('path, line, rect').length};
 })
 """
+FORESEEN = """
+[...document.querySelectorAll('section#foreseen tbody tr')].map(row => row.cells[3].innerText)
+"""
 NUMBERS = """
 [...document.querySelectorAll('[data-figure]')].map(e => [e.dataset.figure, e.dataset.value,
                                                          e.textContent])
@@ -112,6 +115,7 @@ def test_the_page_in_chromium_shows_the_stores_answers(report, store, tmp_path):
         page = browser.new_page().open(report.html.as_uri())
         charts = page.evaluate(CHARTS)
         numbers = page.evaluate(NUMBERS)
+        foreseen = page.evaluate(FORESEEN)
         start, end = page.evaluate(
             "[document.body.dataset.periodStart, document.body.dataset.periodEnd]"
         )
@@ -133,6 +137,12 @@ def test_the_page_in_chromium_shows_the_stores_answers(report, store, tmp_path):
     for name, answer in expected.items():
         value, text = shown[name]
         _same(name, answer, value, text)
+    # the broken promises a contradiction foretold, newest first, each with the warning's words
+    listed = store.rows(report_figures.expanded(report_figures.FORESEEN_LIST, period))
+    assert foreseen == [row["detail"] for row in listed]
+    assert len(listed) == min(
+        expected["foreseen:could_have_been_caught"], report_figures.FORESEEN_SHOWN
+    )
 
 
 def _answers(store: ClickHouseStore, period, objectives: list[Objective]) -> dict[str, Any]:
@@ -165,6 +175,8 @@ def _answers(store: ClickHouseStore, period, objectives: list[Objective]) -> dic
         found[f"worst:{row['violation_id']}:beyond"] = row["beyond_promise"]
     for key, value in run("warnings")[0].items():
         found[f"warnings:{key}"] = value
+    for key, value in run("foreseen")[0].items():
+        found[f"foreseen:{key}"] = value
     rejects = run("rejects")
     for row in rejects:
         found[f"rejects:{row['reason']}"] = row["rejects"]
@@ -208,3 +220,4 @@ def test_the_pdf_opens_and_names_every_objective(report):
         assert objective.name in text, objective.name
     assert "Objectives and their error budgets" in text
     assert "The worst broken promises" in text and "Rejected input that hides data" in text
+    assert "Broken promises we could have caught before issuing them" in text

@@ -7,8 +7,6 @@ worker cannot use stops it at start with one line."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -21,11 +19,19 @@ import pytest
 
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.runtime.topics import ensure_topics
-from promise_tracker.streams.records import read_jsonl
 from tests.alertmanager import Alertmanager
-from tests.live import TopicReader, WorkerProcess, fresh_settings, last_by_key, wait_for
+from tests.live import (
+    LiveOutputs,
+    WorkerProcess,
+    active,
+    assert_reaches,
+    fresh_settings,
+    replay_answer,
+    sentinels,
+    wait_for,
+)
 from tests.streams import QUIET, send
-from tests.support import CASES, ROOT
+from tests.support import CASES
 
 V2 = CASES / "v2"
 STREAM = V2 / "rules-v2.jsonl"
@@ -35,42 +41,12 @@ PARTITIONS = 4
 # The stream's last event (the promise "clock") sets the replay's final watermark W
 W = "2026-11-04T15:30:00Z"
 
-Final = dict[str, dict[str, Any]]
-
 
 def v2_stream(tmp_path: Path) -> Path:
-    """rules-v2.jsonl, then for each partition a promise and its delivery at W, sent to that
-    partition by ``tests.streams.send``: each live partition's watermark (the smaller of its
-    two topics' latest event times) reaches W, and no further, as the replay's does. They are
-    kept and warn at nothing (due a month after W)."""
-    sentinels = []
-    for number in range(PARTITIONS):
-        pid = f"sentinel-0-p{number}"
-        sentinels += [
-            {
-                "specversion": "1.0",
-                "type": "promise.issued",
-                "source": "test/sentinel",
-                "id": pid,
-                "time": W,
-                "data": {
-                    "kind": "deliver_by",
-                    "channel": "web",
-                    "terms": {"due_at": "2026-12-04T15:30:00Z"},
-                },
-            },
-            {
-                "specversion": "1.0",
-                "type": "delivery.observed",
-                "source": "test/sentinel",
-                "id": f"{pid}-delivered",
-                "time": W,
-                "data": {"promise_id": pid, "kind": "delivered", "value": {}},
-            },
-        ]
+    """rules-v2.jsonl, then the sentinels that move each live partition's watermark to W."""
     path = tmp_path / "rules-v2-live.jsonl"
     lines = STREAM.read_bytes().splitlines()
-    path.write_bytes(b"\n".join([*lines, *map(orjson.dumps, sentinels)]) + b"\n")
+    path.write_bytes(b"\n".join([*lines, *sentinels(W, PARTITIONS)]) + b"\n")
     return path
 
 
@@ -90,83 +66,9 @@ def settings_for(kafka: str, **overrides: Any) -> Settings:
     return settings
 
 
-def final(records: Final) -> Final:
-    """SPEC 4.1: the last emission per id is the truth; a retracted warning is none."""
-    return {wid: r for wid, r in records.items() if r["state"] != "retracted"}
-
-
-def active(records: Final) -> Final:
-    return {vid: r for vid, r in records.items() if r["state"] == "active"}
-
-
 def replay(stream: Path, tmp_path: Path) -> dict[str, Any]:
     """``promise-tracker replay`` of the same file with the same options."""
-    files = {name: tmp_path / f"replay-{name}.jsonl" for name in ("w", "v", "o", "r")}
-    subprocess.run(
-        [sys.executable, "-m", "promise_tracker.cli", "replay", str(stream), "--quiet"]
-        + ["--calendars", str(CALENDARS), "--warn-at", WARN_AT, "--warnings", str(files["w"])]
-        + ["--violations", str(files["v"]), "--outcomes", str(files["o"])]
-        + ["--rejects", str(files["r"])],
-        check=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-
-    def last(name: str, key: str) -> Final:
-        out = {}
-        for record in read_jsonl(files[name]):
-            record.pop("detected_at", None)
-            out[record[key]] = record
-        return out
-
-    return {
-        "warnings": final(last("w", "warning_id")),
-        "violations": active(last("v", "violation_id")),
-        "outcomes": last("o", "promise_id"),
-        "rejects": Counter(r["reason"] for r in read_jsonl(files["r"])),
-    }
-
-
-class LiveOutputs:
-    """The worker's output topics, read from the beginning, as an answer like ``replay``'s."""
-
-    def __init__(self, settings: Settings):
-        topics = (settings.warnings, settings.violations, settings.outcomes, settings.dlq)
-        self.readers = [TopicReader(settings.kafka, topic) for topic in topics]
-
-    def answer(self) -> dict[str, Any]:
-        for reader in self.readers:
-            reader.poll(0.2)
-        warnings, violations, outcomes, dlq = (r.messages for r in self.readers)
-        unique = {}  # at-least-once: a reject said again after a crash has the same origin
-        for message in dlq:
-            h = dict(message.headers())
-            unique[(h["topic"], h["partition"], h["offset"])] = h["reason"].decode()
-        return {
-            "warnings": final(last_by_key(warnings)),
-            "violations": active(last_by_key(violations)),
-            "outcomes": last_by_key(outcomes),
-            "rejects": Counter(unique.values()),
-        }
-
-    def close(self) -> None:
-        for reader in self.readers:
-            reader.close()
-
-
-def assert_reaches(outputs: LiveOutputs, expected: dict[str, Any], worker: WorkerProcess) -> None:
-    wait_for(lambda: outputs.answer() == expected, 120, step=0.5)
-    got = outputs.answer()
-    assert worker.alive(), worker.tail()
-    warnings, want = got["warnings"], expected["warnings"]
-    differ = {
-        wid: (want.get(wid), warnings.get(wid))
-        for wid in want.keys() | warnings.keys()
-        if want.get(wid) != warnings.get(wid)
-    }
-    assert differ == {}, worker.tail()
-    for part in ("violations", "outcomes", "rejects"):
-        assert got[part] == expected[part], part
+    return replay_answer(stream, tmp_path, "--calendars", str(CALENDARS), "--warn-at", WARN_AT)
 
 
 @pytest.fixture

@@ -16,6 +16,12 @@ def test_demo_shows_the_broken_promises_and_the_keep_rate():
     assert "enforced_early" in done.stdout and "channel_unavailable" in done.stdout
     assert "the customer read:" in done.stdout
     assert "keep-rate across the stories: 56%" in done.stdout
+    # the root cause of the letter's three broken channels, and the card caught at issue time
+    assert done.stdout.count("(it depends on gov/eligibility-portal, which was down)") == 3
+    assert (
+        "could have been caught before it was issued: flagged at 2013-10-07 14:00 UTC, when "
+        "the promise was made: card says open until 2013-11-01 23:59 -0400;" in done.stdout
+    )
 
 
 def test_schemas_check_passes_on_the_committed_files_and_write_is_a_real_flag():

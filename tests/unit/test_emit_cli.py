@@ -26,8 +26,11 @@ CLOSED = "127.0.0.1:1"  # nothing listens there: connections are refused at once
 def _times(line: bytes) -> list[dt.datetime]:
     event = orjson.loads(line)
     data = event["data"]
-    stamps = [event["time"], data.get("expires_at")] + [
-        data.get("terms", {}).get(name) for name in ("open_until", "due_at", "until")
+    stamps = [
+        event["time"],
+        data.get("expires_at"),
+        *(data.get("terms", {}).get(name) for name in ("open_until", "due_at", "until")),
+        *(data.get("window", {}).get(name) for name in ("opens_at", "closes_at")),  # declared
     ]
     return [dt.datetime.fromisoformat(s) for s in stamps if s]
 
@@ -40,7 +43,8 @@ def test_retime_moves_every_time_of_a_file_by_one_offset():
     assert latest_time(moved) == end
     delta = end - latest_time(lines)
     for before, after in zip(lines, moved[:-2], strict=True):
-        # the deadline, the expiry and the event time: all moved together
+        # the deadline, the expiry, the shop's declared window and the event time: all
+        # moved together
         assert [t + delta for t in _times(before)] == _times(after)
 
 

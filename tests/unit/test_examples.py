@@ -17,6 +17,7 @@ import pytest
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.streams.replay import replay
+from promise_tracker.streams.risk import warning_id
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -69,32 +70,22 @@ EXPECTED: dict[str, tuple[dict, dict]] = {
     ),
     "obamacare-letter.jsonl": (
         {
-            # channels_available: the earliest outage of a listed channel decides closed_at
-            "marketplace-2013-letter-HH4471093": ("broken", ts("2013-10-01T08:04:00-04:00")),
+            # channels_available: the earliest outage of a listed channel decides closed_at:
+            # the portal every channel depends on went down at 08:00
+            "marketplace-2013-letter-HH4471093": ("broken", ts("2013-10-01T08:00:00-04:00")),
         },
         {
             "marketplace-2013-letter-HH4471093": {
-                # the 09/30 phone outage is before the letter was issued and does not count;
-                # the web outage is not a channel the letter listed; the 10/02 phone outage
-                # is later than the 10/01 one
-                "phone": (
+                # each channel is down from 08:00 with the portal (its own outages at 08:04
+                # and 09:30 come later; the 09/30 phone outage is before the letter; web is
+                # not a channel the letter listed)
+                channel: (
                     "channel_unavailable",
-                    ts("2013-10-01T08:04:00-04:00"),
+                    ts("2013-10-01T08:00:00-04:00"),
                     None,
-                    "mkt-mon-20131001-0804-phone",
-                ),
-                "mail": (
-                    "channel_unavailable",
-                    ts("2013-10-01T08:04:00-04:00"),
-                    None,
-                    "mkt-mon-20131001-0804-mail",
-                ),
-                "in_person": (
-                    "channel_unavailable",
-                    ts("2013-10-01T09:30:00-04:00"),
-                    None,
-                    "mkt-mon-20131001-0930-in_person",
-                ),
+                    "mkt-portal-20131001-0800-down",
+                )
+                for channel in ("phone", "mail", "in_person")
             },
         },
     ),
@@ -116,16 +107,45 @@ EXPECTED: dict[str, tuple[dict, dict]] = {
 }
 
 
+SHOP = "prestige/shop:yearbook-selection"
+CARD = "prestige-2013-card-8841"
+# file -> the contradictions flagged when a promise was made: promise id -> (label, warn_at,
+# final state, final outcome, detail), and the violation each one predicted
+CONTRADICTIONS: dict[str, dict[str, tuple[str, float, str, str | None, str]]] = {
+    "prestige-portraits.jsonl": {
+        # the card (10/07) says 11/01 23:59:59; the shop was declared (09/12) to close the
+        # selection on 10/31 23:59:59: 24 h earlier, flagged when the card was issued and
+        # resolved with the promise's outcome when it broke
+        CARD: (
+            f"contradiction:{SHOP}",
+            ts("2013-10-07T10:00:00-04:00"),
+            "resolved",
+            "broken",
+            f"card says open until 2013-11-01 23:59 -0400; {SHOP} closes yearbook selection "
+            "at 2013-10-31 23:59 -0400 (24 h earlier)",
+        ),
+    },
+    "obamacare-letter.jsonl": {},  # the portal went down after the letter was issued
+    "kept-promises.jsonl": {},
+}
+PORTAL = "gov/eligibility-portal"
+
+
 def run(inputs: list[Path], out: Path, config: EngineConfig | None = None):
     out.mkdir(parents=True, exist_ok=True)
     v, o, r = out / "violations.jsonl", out / "outcomes.jsonl", out / "rejects.jsonl"
-    replay(inputs, v, o, r, config=config, progress=False)
-    return final_active(read_jsonl(v)), read_jsonl(o), read_jsonl(r)
+    w = out / "warnings.jsonl"
+    replay(inputs, v, o, r, config=config, progress=False, warnings=w)
+    warnings = {x["warning_id"]: x for x in read_jsonl(w)}  # the last emission per id
+    return final_active(read_jsonl(v)), read_jsonl(o), read_jsonl(r), warnings
 
 
-def check(name: str, active: dict, outcomes: list[dict], rejects: list[dict]) -> None:
+def check(
+    name: str, active: dict, outcomes: list[dict], rejects: list[dict], warnings: dict
+) -> None:
     want_outcomes, want_violations = EXPECTED[name]
     assert rejects == []
+    check_contradictions(name, active, warnings)
 
     ids = [o["promise_id"] for o in outcomes]
     assert sorted(ids) == sorted(set(ids)), "an outcome was written twice"
@@ -159,6 +179,21 @@ def check(name: str, active: dict, outcomes: list[dict], rejects: list[dict]) ->
         else:
             assert e["excess"] == pytest.approx(excess)
             assert e["unit"] == "seconds"
+
+
+def check_contradictions(name: str, active: dict, warnings: dict) -> None:
+    """The contradictions and what they predicted: every violation of a promise whose
+    contradiction was in force when it broke carries that warning's id, no other does."""
+    want = CONTRADICTIONS[name]
+    found = {
+        w["promise_id"]: (w["label"], w["warn_at"], w["state"], w["outcome"], w["detail"])
+        for w in warnings.values()
+        if w["label"].startswith("contradiction:")
+    }
+    assert found == want
+    predicting = {pid: warning_id(pid, label) for pid, (label, *_) in want.items()}
+    for violation in active.values():
+        assert violation["predicted_by"] == predicting.get(violation["promise_id"])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -195,3 +230,16 @@ def test_several_inputs_are_one_stream_with_a_progress_bar(tmp_path, capsys):
     assert summary.lines == sum(len(f.read_bytes().splitlines()) for f in files)
     assert "replay" in capsys.readouterr().err
     assert r.read_bytes() == b"" and len(o.read_bytes().splitlines()) == 1 + 5
+
+
+def test_one_portal_outage_names_the_root_cause_and_measures_the_letter(tmp_path: Path) -> None:
+    """Each channel's violation says it failed with the portal it depends on, and the
+    letter's outcome measures 3600 s from the letter (07:00) to the portal's outage (08:00),
+    not to the first outage the monitor saw on a channel itself (08:04)."""
+    active, outcomes, _, _ = run([EXAMPLES / "obamacare-letter.jsonl"], tmp_path)
+    assert sorted(v["observed"] for v in active.values()) == [
+        f"{channel} (it depends on {PORTAL}, which was down) unavailable at 2013-10-01T12:00:00Z"
+        for channel in ("in_person", "mail", "phone")
+    ]
+    (letter,) = outcomes
+    assert (letter["measure"], letter["measured"]) == ("up_seconds", 3600.0)

@@ -7,6 +7,7 @@ tests/integration/test_report_browser.py."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import html.parser
 import os
 import re
@@ -14,16 +15,20 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 
+import orjson
 import pytest
 
 from promise_tracker.dashboards import budget
 from promise_tracker.dashboards import queries as q
 from promise_tracker.objectives.load import load_objectives
 from promise_tracker.report import charts, page
+from promise_tracker.report import figures as figures_module
 from promise_tracker.report.figures import Budget, Figures, Period, qualified, read
 from promise_tracker.report.write import since_seconds, until_seconds, write_report
+from promise_tracker.schemas.reject import REASON_MEANINGS, Reason
 from tests.cli import cli
-from tests.support import ROOT
+from tests.support import ROOT, observe, promise
+from tests.unit import test_capabilities as capabilities
 from tests.unit import test_panels as panels
 
 seeded = panels.seeded  # the panels' dataset: stories and a generated stream, in chdb
@@ -60,6 +65,7 @@ def test_the_figures_are_the_dashboard_panels_answers(seeded, period, figures, o
     assert figures.worst == seeded.run(q.WORST_BROKEN)[:15]
     assert figures.warnings == seeded.run(q.WARNINGS_SAVED)[0]
     assert sum(figures.warnings.values()) > 0, "the seed should hold resolved warnings"
+    assert figures.foreseen == seeded.run(q.FORESEEN_BREACHES)[0]
     for got, objective in zip(figures.budgets, objectives, strict=True):
         assert got.figures == seeded.run(budget.figures(objective))[0]
 
@@ -127,10 +133,109 @@ def test_the_page_shows_each_figure_beside_its_exact_value(figures, objectives):
             )
             assert shown
     assert found["rejects:total"][0] == str(sum(r["rejects"] for r in figures.rejects))
-    assert parsed.tags["svg"] >= 2 and parsed.tags["table"] == 4
+    caught, broken = (found[f"foreseen:{k}"] for k in ("could_have_been_caught", "broken_promises"))
+    assert caught[0] == str(figures.foreseen["could_have_been_caught"]) and broken[0] != "0"
+    assert parsed.tags["svg"] >= 2 and parsed.tags["table"] == 4 + bool(figures.foreseen_list)
     assert {o.name for o in objectives} <= {
         n.split(":")[1] for n in found if n.startswith("budget:")
     }
+
+
+def test_the_foreseen_list_is_what_the_files_say(seeded, figures):
+    """The broken promises a contradiction foretold: from the replay's violations file, each
+    promise once at its latest foreseen breach, newest first (at most 10)."""
+    latest: dict[str, float] = {}
+    for v in seeded.violations.values():
+        if v.get("predicted_by") is not None and _in_range(v["occurred_at"], seeded):
+            latest[v["promise_id"]] = max(latest.get(v["promise_id"], 0.0), v["occurred_at"])
+    assert figures.foreseen["could_have_been_caught"] == len(latest)
+    newest = sorted(latest, key=lambda p: (-latest[p], p))[: figures_module.FORESEEN_SHOWN]
+    assert [r["promise_id"] for r in figures.foreseen_list] == newest
+
+
+# --- broken promises a contradiction foretold (issue 16), on a store of known content ------
+
+PHONE = promise(
+    "phone", "max_wait", {"max_seconds": 60}, at="2013-10-07T10:00:00-04:00", channel="phone"
+)
+HELD = observe("held", "phone", "hold_time", "2013-10-08T10:00:00-04:00", seconds=1200)
+CARD_SAYS = (
+    "card says open until 2013-11-01 23:59 -0400; prestige/shop:yearbook-selection closes "
+    "yearbook selection at 2013-10-31 23:59 -0400 (24 h earlier)"
+)
+
+
+def _reported(tmp_path, events: list[dict]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """``events`` through ``replay --clickhouse`` (the sink's rows, the migrations' tables),
+    then ``report`` of 2013's last 30 weeks, both commands in their own process (chdb opens
+    one directory per process, and this one holds the panels' store): the page, and its
+    figures (name -> exact value, text shown)."""
+    path = tmp_path / "events.jsonl"
+    events = sorted(events, key=lambda e: dt.datetime.fromisoformat(e["time"]))
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    done = cli(
+        "replay", str(path), "--violations", "/dev/null", "--outcomes", "/dev/null",
+        "--rejects", "/dev/null", "--clickhouse", str(tmp_path / "chdb"), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "report.html"
+    done = cli(
+        "report", "--since", "30w", "--until", "2014-01-01T00:00:00Z", "--out", str(out),
+        "--clickhouse", str(tmp_path / "chdb"), "--database", "promise_tracker_replay",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    parsed = _Figures()
+    parsed.feed(text)
+    section = text[text.index('<section id="foreseen">') :]
+    return section[: section.index("</section>")], parsed.found
+
+
+def test_broken_promises_a_contradiction_foretold_are_counted_and_named(tmp_path):
+    """The card contradicted the shop's window when it was issued and broke 25 days later;
+    the letter promised channels whose portal was already down and broke at once, three
+    times (one promise); the phone promise broke with nothing to foresee it."""
+    down = capabilities.status("s0", "2013-09-30T08:00:00-04:00", up=False)
+    section, found = _reported(
+        tmp_path,
+        [
+            capabilities.CLOSES_EARLY, capabilities.DEPENDS, down, capabilities.LETTER,
+            capabilities.LATER, capabilities.CARD, PHONE, HELD, capabilities.CLOCK,
+            capabilities.ENFORCED,
+        ],
+    )  # fmt: skip
+    assert found["foreseen:could_have_been_caught"] == ("2", "2")
+    assert found["foreseen:broken_promises"] == ("3", "3")
+    assert "Broken promises we could have caught before issuing them" in section
+    assert "broken promises had a contradiction warning in force before they broke" in section
+    rows = re.findall(r"<tr><td>.*?</tr>", section)
+    assert len(rows) == 2  # each promise once, newest breach first: the card, then the letter
+    card, letter = rows
+    assert "<q>Your yearbook selection date is 11/01/2013.</q>" in card
+    assert f"<td>{html.escape(CARD_SAYS)}</td>" in card
+    assert "2013-10-07 14:00 UTC<br><small>25 days before</small>" in card
+    assert "<q>Apply by phone, by mail or in person.</q>" in letter
+    assert "phone, mail, in_person depend on gov/eligibility-portal, down since" in letter
+    assert "<small>at once</small>" in letter  # warned when issued, and broken then
+
+
+def test_no_contradiction_in_force_says_so(tmp_path):
+    section, found = _reported(tmp_path, [PHONE, HELD, capabilities.CLOCK])
+    assert found["foreseen:could_have_been_caught"] == ("0", "0")
+    assert found["foreseen:broken_promises"] == ("1", "1")
+    assert re.sub(r"<[^>]+>", "", section).endswith(
+        "None (0) of the 1 broken promises had a contradiction warning in force: not one "
+        "contradicted a declared capability it relied on before it broke."
+    )
+    assert "<table" not in section
+
+
+def test_every_reject_reason_has_one_meaning_which_the_page_shows(figures):
+    assert set(REASON_MEANINGS) == set(Reason) and all(REASON_MEANINGS.values())
+    rejects = [{"reason": str(r), "rejects": 1} for r in Reason]
+    text = page.render(Figures(**{**figures.__dict__, "rejects": rejects}), generated=0.0)
+    for meaning in REASON_MEANINGS.values():
+        assert html.escape(meaning) in text
 
 
 def test_the_page_is_self_contained_and_escapes_the_data(figures):
