@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from promise_tracker.errors import PromiseTrackerError, StoreError, UsageError
+from promise_tracker.errors import PromiseTrackerError, SettingsError, StoreError, UsageError
 from promise_tracker.streams.engine import EngineConfig
 from promise_tracker.streams.risk import DEFAULT_WARN_AT, Fractions, warn_fractions
 
@@ -229,7 +229,18 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from promise_tracker.check.api import serve
 
-    return serve(args.host, args.port, args.clickhouse, args.database)
+    settings = None
+    if args.kafka is not None:  # given alone: PROMISE_TRACKER_KAFKA, as every Kafka client
+        from promise_tracker.runtime.settings import PREFIX, Settings
+
+        env = {**os.environ, f"{PREFIX}KAFKA": args.kafka} if args.kafka else None
+        try:
+            settings = Settings.from_env(env)
+        except SettingsError as exc:
+            if args.kafka and str(exc).startswith(f"{PREFIX}KAFKA="):
+                raise UsageError(f"--kafka {args.kafka!r}: expected host:port[,...]") from None
+            raise
+    return serve(args.host, args.port, args.clickhouse, args.database, settings)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -500,6 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
     serve.add_argument("--clickhouse", metavar="PATH|URL", help="default: the sink's store")
     serve.add_argument("--database", help="(default: PROMISE_TRACKER_DATABASE)")
+    serve.add_argument(
+        "--kafka",
+        nargs="?",
+        const="",
+        metavar="BOOTSTRAP",
+        help="also judge every check against the capabilities declared on this broker "
+        "(host:port; alone: PROMISE_TRACKER_KAFKA), followed from their topic's beginning",
+    )
     serve.set_defaults(run=_serve)
     return parser
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -44,7 +44,7 @@ from promise_tracker.runtime.kafka import producer_config
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import CapabilityDeclared, Event, PromiseIssued
 from promise_tracker.schemas.parse import parse
-from promise_tracker.schemas.reject import Reject
+from promise_tracker.schemas.reject import Reason, Reject
 
 
 class InvalidEvent(BadInput):
@@ -98,9 +98,12 @@ def _promise_event(
     subject: str | None = None,
     expires_at: str | dt.datetime | None = None,
     labels: Mapping[str, str] | None = None,
+    relies_on: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The ``promise.issued`` event of ``Emitter.issue_promise``'s arguments."""
     data: dict[str, Any] = {"kind": kind, "channel": channel, "terms": dict(terms)}
+    if relies_on:
+        data["relies_on"] = list(relies_on)
     if text is not None:
         data["text"] = text
     if expires_at is not None:
@@ -155,38 +158,91 @@ class Emitter:
         subject: str | None = None,
         expires_at: str | dt.datetime | None = None,
         labels: Mapping[str, str] | None = None,
+        relies_on: Sequence[str] | None = None,
     ) -> str:
-        """Send a ``promise.issued`` event; returns the promise id."""
+        """Send a ``promise.issued`` event; returns the promise id. ``relies_on``: the ids
+        of the declared capabilities its terms rely on (checked against them when issued)."""
         self.send_event(
             _promise_event(
-                id, source, kind, channel, terms, text, time, subject, expires_at, labels
-            )
+                id,
+                source,
+                kind,
+                channel,
+                terms,
+                text,
+                time,
+                subject,
+                expires_at,
+                labels,
+                relies_on,
+            )  # fmt: skip
         )
         return id
 
+    def declare_capability(
+        self,
+        *,
+        capability: str,
+        source: str,
+        kind: str,
+        id: str | None = None,
+        time: str | dt.datetime | None = None,
+        text: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Send a ``capability.declared`` event (docs/contract.md); returns its id (a new
+        UUID unless given). ``fields`` are the kind's own: ``window={"closes_at": ...}``;
+        ``channels=[...], depends_on=[...]``; ``up=False``. Redeclaring replaces."""
+        did = id or str(uuid.uuid4())
+        data: dict[str, Any] = {"kind": kind, "capability": capability, **fields}
+        if text is not None:
+            data["text"] = text
+        self.send_event(self._envelope("capability.declared", did, source, time, None, data))
+        return did
+
     def check(
-        self, *, check_url: str | None = None, timeout: float = 30.0, **promise: Any
+        self,
+        *,
+        check_url: str | None = None,
+        timeout: float = 30.0,
+        capabilities: Sequence[Mapping[str, Any]] = (),
+        **promise: Any,
     ) -> dict[str, Any]:
         """Can we keep this? The same arguments as ``issue_promise``; nothing is sent to
-        Kafka. The planned promise is validated here (``InvalidEvent``), then checked by
-        ``promise-tracker serve`` at ``check_url`` (default: PROMISE_TRACKER_CHECK_URL,
-        e.g. ``http://checks.internal:8000``): the SDK needs no access to ClickHouse.
-        Returns the answer of docs/check.md; raises ``CheckFailed`` when there is none."""
+        Kafka. ``capabilities``:
+        ``capability.declared`` events (a "what if") the promise is checked against, sent
+        with it in one request. The planned promise and the capabilities are validated here
+        (``InvalidEvent``), then checked by ``promise-tracker serve`` at ``check_url``
+        (default: PROMISE_TRACKER_CHECK_URL, e.g. ``http://checks.internal:8000``): the SDK
+        needs no access to ClickHouse. Returns the answer of docs/check.md; raises
+        ``CheckFailed`` when there is none."""
         import os
         import urllib.error
         import urllib.request
 
         event = _promise_event(**promise)
         parse_promise(event)
+        for declared in capabilities:
+            if type(parse_promise(declared)) is not CapabilityDeclared:
+                raise InvalidEvent(
+                    Reject(
+                        Reason.INVALID_EVENT,
+                        f"type: capabilities takes capability.declared events, not "
+                        f"{declared.get('type')}",
+                        orjson.dumps(declared),
+                        declared.get("id"),
+                    )
+                )
         base = check_url or os.environ.get("PROMISE_TRACKER_CHECK_URL", "")
         if not base:
             raise CheckFailed(
                 "no check service: give check_url or set PROMISE_TRACKER_CHECK_URL to the "
                 "address of promise-tracker serve (http://host:8000)"
             )
+        body = [*capabilities, event] if capabilities else event
         request = urllib.request.Request(
             base.rstrip("/") + "/v1/check",
-            data=orjson.dumps(event),
+            data=orjson.dumps(body),
             headers={"Content-Type": "application/json"},
         )
         try:

@@ -21,7 +21,7 @@ from promise_tracker.check.estimate import (
     tightest,
 )
 from promise_tracker.check.history import Group, HistoryReader
-from promise_tracker.schemas.models import CapabilityDeclared, PromiseIssued, kind_of
+from promise_tracker.schemas.models import CapabilityDeclared, Event, PromiseIssued, kind_of
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reason, Reject
 from promise_tracker.streams.capabilities import Capabilities, Declaration
@@ -129,8 +129,13 @@ def answer(
     reader: HistoryReader,
     options: CheckOptions,
     capabilities: Capabilities | None = None,
+    declared: int | None = None,
 ) -> dict:
+    """``declared``: how many declarations ``capabilities`` holds (counted once per batch
+    by the caller; counted here when not given)."""
     planned = Planned(promise)
+    if declared is None:
+        declared = declarations(capabilities)
     since, until = window_of(promise, options)
     group = Group(promise.source, promise.data.channel, planned.kind, since, until)
     history = reader.history(group)
@@ -150,9 +155,11 @@ def answer(
         "tightest": None,
         "enough_history": False,
         "sentence": "",
-        # declared capabilities the terms contradict (capability.declared lines given with
-        # the planned promises)
+        # declared capabilities the terms contradict (capability.declared events given with
+        # the planned promises, and with serve --kafka those of the topic), and how many
+        # declarations the promise was checked against
         "contradictions": contradictions(promise, capabilities),
+        "capabilities": {"declared": declared},
     }
     if planned.unsupported:
         result["sentence"] = f"{promise.id}: {planned.unsupported}"
@@ -219,6 +226,26 @@ def error_answer(reject: Reject, line: int | None) -> dict:
     }
 
 
+def declare(capabilities: Capabilities, event: CapabilityDeclared) -> None:
+    capabilities.declare(
+        event.data.capability,
+        Declaration(event.time.timestamp(), event.id, event.data, event.source),
+    )
+
+
+def declarations(capabilities: Capabilities | None) -> int:
+    """How many declarations (of every capability) there are."""
+    return 0 if capabilities is None else sum(map(len, capabilities.declared.values()))
+
+
+def copy_of(capabilities: Capabilities) -> Capabilities:
+    """A copy to declare more in without changing the original."""
+    copy = Capabilities()
+    copy.declared = {name: list(history) for name, history in capabilities.declared.items()}
+    copy.dependents = {name: set(names) for name, names in capabilities.dependents.items()}
+    return copy
+
+
 def check_lines(
     lines: Iterable[bytes],
     reader: HistoryReader,
@@ -227,21 +254,40 @@ def check_lines(
 ) -> list[dict]:
     """Every planned promise's answer, in order; ``capability.declared`` lines among them
     are the capabilities the promises are checked against (wherever they are in the file);
-    a line that is neither gets an error answer."""
-    capabilities = Capabilities()
-    planned: list[tuple[int, bytes]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        event = parse(line.strip())
+    a line that is neither gets an error answer carrying its number."""
+    numbered = ((number, line.strip()) for number, line in enumerate(lines, 1))
+    return check_events(
+        [(number, line) for number, line in numbered if line], reader, options, on_answer
+    )
+
+
+def check_events(
+    events: Iterable[tuple[int | None, bytes]],
+    reader: HistoryReader,
+    options: CheckOptions,
+    on_answer: Callable[[dict], object] | None = None,
+    capabilities: Capabilities | None = None,
+) -> list[dict]:
+    """The answers of the planned promises among ``events`` ((position, raw event) pairs:
+    the position is what an error answer carries as its ``line``), in order, each parsed
+    once. The ``capability.declared`` events among them are added to ``capabilities`` (to
+    a copy: the one given is not changed), and every promise is checked against them all.
+    """
+    declared = capabilities if capabilities is not None else Capabilities()
+    copied = capabilities is None
+    planned: list[tuple[int | None, bytes, Event | Reject]] = []
+    for position, raw in events:
+        event = parse(raw)
         if type(event) is CapabilityDeclared:
-            declaration = Declaration(event.time.timestamp(), event.id, event.data, event.source)
-            capabilities.declare(event.data.capability, declaration)
+            if not copied:
+                declared, copied = copy_of(declared), True
+            declare(declared, event)
         else:
-            planned.append((number, line.strip()))
+            planned.append((position, raw, event))
+    count = declarations(declared)
     answers = []
-    for number, line in planned:
-        answers.append(check_bytes(line, reader, options, number, capabilities))
+    for position, raw, event in planned:
+        answers.append(_checked(event, raw, reader, options, position, declared, count))
         if on_answer is not None:
             on_answer(answers[-1])
     return answers
@@ -254,15 +300,33 @@ def check_bytes(
     line: int | None,
     capabilities: Capabilities | None = None,
 ) -> dict:
-    event = parse(raw)
+    """One planned promise's answer (or error answer)."""
+    return _checked(parse(raw), raw, reader, options, line, capabilities)
+
+
+def _checked(
+    event: Event | Reject,
+    raw: bytes,
+    reader: HistoryReader,
+    options: CheckOptions,
+    line: int | None,
+    capabilities: Capabilities | None,
+    declared: int | None = None,
+) -> dict:
     if isinstance(event, Reject):
         return error_answer(event, line)
     if not isinstance(event, PromiseIssued):
         not_planned = Reject(
             Reason.INVALID_EVENT,
-            "type: a check takes promise.issued events (planned promises), not delivery.observed",
+            "type: a check takes promise.issued events (planned promises) and the "
+            f"capability.declared events they are checked against, not {_type(event)}"
+            + (" alone" if type(event) is CapabilityDeclared else ""),
             raw,
             event_id=event.id,
         )
         return error_answer(not_planned, line)
-    return answer(event, reader, options, capabilities)
+    return answer(event, reader, options, capabilities, declared)
+
+
+def _type(event: Event) -> str:
+    return str(type(event).__struct_config__.tag)

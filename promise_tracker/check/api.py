@@ -3,19 +3,22 @@ uvicorn; OpenAPI docs at /docs). Bad input is a 4xx naming the field, never a 50
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Body, FastAPI, HTTPException, Path, Query
 
-from promise_tracker.check.answer import MEASURES, CheckOptions, check_bytes
+from promise_tracker.check.answer import MEASURES, CheckOptions, check_events
 from promise_tracker.check.history import HistoryReader
 from promise_tracker.errors import StoreUnavailable
+from promise_tracker.runtime.settings import Settings
 from promise_tracker.sinks.store import Store
+from promise_tracker.streams.capabilities import Capabilities
 
 _PROMISE = """
 SELECT p.promise_id AS promise_id, p.service AS service, p.channel AS channel, p.kind AS kind,
@@ -33,6 +36,7 @@ _WARNINGS = """
 SELECT warning_id, label, warn_at, due_at, time_left, state, outcome, detected_at
 FROM {db}.warnings FINAL WHERE promise_id = {id:String} ORDER BY warn_at
 """
+FOLLOW_PATIENCE = 30.0  # seconds for capabilities.declared's leaders, at start
 EXAMPLE = {
     "specversion": "1.0",
     "type": "promise.issued",
@@ -43,8 +47,10 @@ EXAMPLE = {
 }
 
 
-def create_app(store: Store) -> FastAPI:
-    """The API over one store; one request at a time uses it (chdb is one per process)."""
+def create_app(store: Store, capabilities: Callable[[], Capabilities] | None = None) -> FastAPI:
+    """The API over one store; one request at a time uses it (chdb is one per process).
+    ``capabilities``: the declarations every check is also judged against (serve --kafka:
+    those read from the topic so far); a request's own are added to a copy."""
     app = FastAPI(
         title="promise-tracker",
         summary="Can we keep this promise? And what happened to one we made?",
@@ -63,26 +69,31 @@ def create_app(store: Store) -> FastAPI:
     def check(
         body: Annotated[
             dict[str, Any] | list[dict[str, Any]],
-            Body(description="one promise.issued event, or a list", examples=[EXAMPLE]),
+            Body(
+                description="one promise.issued event, or a list; capability.declared events "
+                "in the list are what its promises are checked against",
+                examples=[EXAMPLE],
+            ),
         ],
         window_days: Annotated[float, Query(gt=0, le=3650)] = 28,
         confidence: Annotated[float, Query(gt=0, lt=1)] = 0.95,
         min_history: Annotated[int, Query(ge=1)] = 30,
     ) -> list[dict[str, Any]]:
+        listed = isinstance(body, list)
         events = body if isinstance(body, list) else [body]
         options = CheckOptions(window_days * 86_400, confidence, min_history)
         reader = HistoryReader(_Locked(store, lock), MEASURES)
-        answers = []
-        for event in events:
-            try:
-                answers.append(check_bytes(orjson.dumps(event), reader, options, None))
-            except StoreUnavailable as exc:
-                raise HTTPException(503, f"the store cannot be reached now: {exc}") from None
-        errors = [
-            _field_error(i if isinstance(body, list) else None, a["error"])
-            for i, a in enumerate(answers)
-            if "error" in a
-        ]
+        known = None if capabilities is None else capabilities()
+        try:
+            answers = check_events(
+                [(i if listed else None, orjson.dumps(e)) for i, e in enumerate(events)],
+                reader,
+                options,
+                capabilities=known,
+            )
+        except StoreUnavailable as exc:
+            raise HTTPException(503, f"the store cannot be reached now: {exc}") from None
+        errors = [_field_error(a["line"], a["error"]) for a in answers if "error" in a]
         if errors:
             raise HTTPException(422, errors)
         return answers
@@ -135,23 +146,52 @@ def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
 
-def serve(host: str, port: int, clickhouse: str | None, database: str | None) -> int:
-    """Run until interrupted; prints the address (the port chosen when ``port`` is 0)."""
+def serve(
+    host: str,
+    port: int,
+    clickhouse: str | None,
+    database: str | None,
+    settings: Settings | None = None,
+) -> int:
+    """Run until interrupted; prints the address (the port chosen when ``port`` is 0).
+    With ``settings`` (serve --kafka), the checks are also judged against the capabilities
+    declared on the broker: their topic is read to its end before the address is printed
+    (for at most ``FOLLOW_PATIENCE`` seconds), then followed."""
     import uvicorn
 
     from promise_tracker.check.command import open_history
 
     store = open_history(clickhouse, database)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)  # from here on a request waits for the server instead of being refused
-    print(f"serving on http://{host}:{sock.getsockname()[1]} (docs: /docs)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning"))
+    declared = None
+    if settings is not None:
+        from promise_tracker.check.declared import DeclaredCapabilities
+
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        declared = DeclaredCapabilities(settings, FOLLOW_PATIENCE).start()
+        if not declared.wait(FOLLOW_PATIENCE + 15):
+            print(
+                f"{settings.capabilities} at {settings.kafka} not read to its end yet: "
+                "serving, and following it as it comes",
+                file=sys.stderr,
+            )
     try:
-        server.run(sockets=[sock])
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)  # from here on a request waits for the server instead of being refused
+        print(f"serving on http://{host}:{sock.getsockname()[1]} (docs: /docs)", flush=True)
+        app = create_app(store, None if declared is None else declared.current)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
     finally:
+        if declared is not None:
+            declared.close()
         store.close()
-        sock.close()
     print("stopped", file=sys.stderr)
     return 0

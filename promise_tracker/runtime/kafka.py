@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -54,30 +55,62 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-# a topic created a moment ago: its leaders are not known everywhere yet
+# the broker is not ready to answer yet: a partition of a topic just created, or whose
+# leader moves; a group coordinator still being elected or loaded (a broker that has just
+# started). Asked again, it answers.
 _NOT_READY = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
 }
 
 
-def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
-    """(low, high) offsets of a partition, asking again while the broker is not ready for it.
+T = TypeVar("T")
 
-    Regression: a worker assigned the partitions of a changelog topic created a moment
-    before was told NOT_LEADER_FOR_PARTITION and died in its assignment callback.
+
+class NotReady(KafkaException):
+    """The broker still said it was not ready when the deadline came (a ``KafkaException``
+    carrying its last ``KafkaError``)."""
+
+
+def until_ready(ask: Callable[[], T], deadline: float) -> T:
+    """``ask()``, asked again while the broker says it is not ready (``_NOT_READY``, or an
+    error librdkafka calls retriable) until ``deadline`` (``time.monotonic()``), then
+    ``NotReady``; any other error raises at once.
+
+    Regressions: a worker assigned the partitions of a changelog topic created a moment
+    before was told NOT_LEADER_FOR_PARTITION and died in its assignment callback; so did
+    its capability reader (CI); the demo's first lag check right after the broker started
+    failed with NOT_COORDINATOR (CI and by hand) and the demo exited 1.
     """
-    deadline = time.monotonic() + timeout
     while True:
         try:
-            return consumer.get_watermark_offsets(tp, timeout=timeout)
+            return ask()
         except KafkaException as exc:
-            error = exc.args[0]
-            retry = error.code() in _NOT_READY or error.retriable()
-            if not retry or time.monotonic() > deadline:
+            error = exc.args[0] if exc.args else None
+            if not isinstance(error, KafkaError):
                 raise
-            time.sleep(0.1)
+            if error.code() not in _NOT_READY and not error.retriable():
+                raise
+            if time.monotonic() > deadline:
+                raise NotReady(error) from exc
+            time.sleep(0.2)
+
+
+def watermarks(
+    consumer: Consumer, tp: TopicPartition, timeout: float = 30.0, deadline: float | None = None
+) -> tuple[int, int]:
+    """(low, high) offsets of a partition, asking again while it is not ready
+    (``until_ready``): each request waits up to ``timeout`` seconds, and the requests go on
+    until ``deadline`` (``time.monotonic()``; default: ``timeout`` from now)."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    return until_ready(lambda: consumer.get_watermark_offsets(tp, timeout=timeout), deadline)
 
 
 def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
@@ -99,33 +132,14 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
         consumer.close()
 
 
-# the group coordinator is still being elected or loaded (a broker that has just started):
-# asked again, it answers
-_NOT_YET = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-}
-
-
 def _committed(
     consumer: Consumer, partitions: list[TopicPartition], patience: float = 30.0
 ) -> list[TopicPartition]:
-    """The group's committed offsets, asking again while the coordinator is not ready.
-
-    Regression: the demo's first lag check right after the broker started failed with
-    NOT_COORDINATOR (seen in CI and by hand) and the demo exited 1.
-    """
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            return consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.code() if isinstance(error, KafkaError) else None
-            if code not in _NOT_YET or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    """The group's committed offsets, asking again while the coordinator is not ready
+    (``until_ready``) for up to ``patience`` seconds."""
+    return until_ready(
+        lambda: consumer.committed(partitions, timeout=10), time.monotonic() + patience
+    )
 
 
 def failed(message: Any, log: logging.Logger) -> bool:

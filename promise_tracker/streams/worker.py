@@ -44,7 +44,13 @@ from confluent_kafka import (
 
 from promise_tracker.calendars import load_calendars
 from promise_tracker.errors import BrokerRefused, CalendarError
-from promise_tracker.runtime.kafka import failed, kafka_config, producer_config
+from promise_tracker.runtime.kafka import (
+    NotReady,
+    failed,
+    kafka_config,
+    producer_config,
+    watermarks,
+)
 from promise_tracker.runtime.settings import PREFIX, Settings
 from promise_tracker.runtime.topics import DLQ_MAX_BYTES
 from promise_tracker.schemas.models import CapabilityDeclared, ViolationRecord, WarningRecord
@@ -90,16 +96,6 @@ class AlertOutput(Protocol):
     def forget(self, partitions: Iterable[int]) -> None: ...
 
     def close(self) -> None: ...
-
-
-# a partition of a topic just created, or whose leader moves: asked again, it answers
-_NO_LEADER_YET = {
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError._TIMED_OUT,
-}
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -281,20 +277,10 @@ class Worker:
     def _bounds(self, tp: TopicPartition, deadline: float) -> tuple[int, int] | None:
         """A partition's (low, high) offsets, asking again while it has no leader (a topic
         just created: NOT_LEADER_FOR_PARTITION, seen in CI); None past the deadline."""
-        while True:
-            try:
-                low, high = self.capability_reader.get_watermark_offsets(tp, timeout=10)
-                return low, high
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                retriable = isinstance(error, KafkaError) and (
-                    error.code() in _NO_LEADER_YET or error.retriable()
-                )
-                if not retriable or time.monotonic() > deadline:
-                    if retriable:
-                        return None
-                    raise
-                time.sleep(0.2)
+        try:
+            return watermarks(self.capability_reader, tp, timeout=10, deadline=deadline)
+        except NotReady:
+            return None
 
     def _capabilities(self, messages: list[Any]) -> None:
         for message in messages:

@@ -1,21 +1,27 @@
 """``promise-tracker serve`` as a real server process, over real HTTP (urllib), on a chdb
-store written by a real replay: the check, a promise's state, bad input as a 4xx."""
+store written by a real replay: the check, a promise's state, bad input as a 4xx; the
+capabilities a check is judged against, from the request and (``--kafka``) from a real
+broker."""
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 import pytest
 
 from promise_tracker.streams.records import final_active
-from tests.cli import replay_generated
+from tests.cli import cli, replay_generated
+from tests.live import fresh_settings, raw_producer, settings_env
 from tests.support import ROOT
 
 DATABASE = "promise_tracker_replay"
@@ -29,14 +35,28 @@ def replayed(tmp_path_factory) -> tuple[Path, list[dict], list[dict]]:
 @pytest.fixture(scope="module")
 def server(replayed) -> Iterator[str]:
     store, _, _ = replayed
+    with _serving(store) as url:
+        yield url
+
+
+@contextmanager
+def _serving(store: Path, *more: str, env: dict[str, str] | None = None,
+             log: Path | None = None) -> Iterator[str]:  # fmt: skip
+    """``promise-tracker serve`` on any free port; its address once it says it serves
+    (within 90 s: it never hangs a test); stopped after."""
     command = [sys.executable, "-m", "promise_tracker.cli", "serve", "--port", "0",
-               "--clickhouse", str(store), "--database", DATABASE]  # fmt: skip
+               "--clickhouse", str(store), "--database", DATABASE, *more]  # fmt: skip
+    errors = log.open("wb") if log is not None else subprocess.PIPE
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
     )
     try:
-        first = process.stdout.readline()  # type: ignore[union-attr]
-        assert first.startswith("serving on http://"), first + process.stderr.read()  # type: ignore[union-attr]
+        ready, _, _ = select.select([process.stdout], [], [], 90)
+        first = process.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        if not first.startswith("serving on http://"):
+            process.kill()
+            said = log.read_text() if log is not None else process.stderr.read()  # type: ignore[union-attr]
+            raise AssertionError(f"serve did not start: {first!r} {said}")
         yield first.split()[2]
     finally:
         process.terminate()
@@ -45,6 +65,8 @@ def server(replayed) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log is not None:
+            errors.close()  # type: ignore[union-attr]
 
 
 def _call(url: str, body: object | None = None, raw: bytes | None = None) -> tuple[int, object]:
@@ -149,3 +171,132 @@ def test_the_sdk_checks_through_the_api(server, replayed, monkeypatch):
                 terms={"max_seconds": 5}, check_url="http://127.0.0.1:9",
             )  # fmt: skip
         assert emitter.sent == 0
+
+
+# --- declared capabilities ----------------------------------------------------------------
+
+SHOP = "prestige/shop:selection"
+# a deadline on 2026-03-20 that relies on a selection window closing a day earlier
+DETAIL = (
+    "card says open until 2026-03-20 00:00 UTC; prestige/shop:selection closes the selection "
+    "at 2026-03-19 00:00 UTC (24 h earlier)"
+)
+
+
+def _card(pid: str = "card") -> dict:
+    event = _planned(pid, "prestige/marketing", "card")
+    event["data"] = {"kind": "deadline", "channel": "card", "relies_on": [SHOP],
+                     "terms": {"open_until": "2026-03-20T00:00:00Z"}}  # fmt: skip
+    return event
+
+
+def _window(did: str, closes_at: str, time: str = "2026-01-01T00:00:00Z") -> dict:
+    return {
+        "specversion": "1.0",
+        "type": "capability.declared",
+        "source": "prestige/shop",
+        "id": did,
+        "time": time,
+        "data": {"kind": "window", "capability": SHOP, "text": "the selection",
+                 "window": {"closes_at": closes_at}},
+    }  # fmt: skip
+
+
+def test_capabilities_in_the_body_are_what_its_promises_are_checked_against(server):
+    body = [_card(), _window("w1", "2026-03-19T00:00:00Z"), _planned("plain", "s", "web")]
+    status, answers = _call(f"{server}/v1/check", body)
+    assert status == 200 and [a["promise_id"] for a in answers] == ["card", "plain"]  # type: ignore[union-attr]
+    card, plain = answers  # type: ignore[misc]
+    (said,) = card["contradictions"]
+    assert said == {"capability": SHOP, "since": "2026-03-06T00:00:00Z", "resolved_at": None,
+                    "detail": DETAIL}  # fmt: skip
+    assert card["capabilities"] == plain["capabilities"] == {"declared": 1}
+    assert plain["contradictions"] == []
+    # the request's declarations are for that request only
+    status, [alone] = _call(f"{server}/v1/check", _card())  # type: ignore[misc]
+    assert status == 200 and alone["contradictions"] == []
+    assert alone["capabilities"] == {"declared": 0}
+
+
+def test_a_bad_capability_in_the_list_is_a_422_naming_it(server):
+    status, body = _call(f"{server}/v1/check", [_card(), _window("w1", "soon")])
+    assert status == 422
+    [error] = body["detail"]  # type: ignore[index,call-overload]
+    assert error["field"] == "data.window.closes_at"
+    assert error["loc"] == ["body", 1, "data", "window", "closes_at"]
+    alone = _window("w1", "2026-03-19T00:00:00Z")
+    status, body = _call(f"{server}/v1/check", alone)  # not in a list: nothing to check
+    assert status == 200 and body == []
+
+
+def test_the_sdk_sends_capabilities_with_the_promise(server, monkeypatch):
+    from promise_tracker.emit import Emitter, InvalidEvent
+
+    monkeypatch.setenv("PROMISE_TRACKER_CHECK_URL", server)
+    card = {"id": "card", "source": "prestige/marketing", "kind": "deadline", "channel": "card",
+            "terms": {"open_until": "2026-03-20T00:00:00Z"}, "time": "2026-03-06T00:00:00Z",
+            "relies_on": [SHOP]}  # fmt: skip
+    with Emitter(kafka="127.0.0.1:19992") as emitter:  # no broker needed: nothing is sent
+        got = emitter.check(**card, capabilities=[_window("w1", "2026-03-19T00:00:00Z")])
+        assert [c["detail"] for c in got["contradictions"]] == [DETAIL]
+        assert got["capabilities"] == {"declared": 1}
+        assert emitter.check(**card)["contradictions"] == []
+        with pytest.raises(InvalidEvent, match="data.window.closes_at"):
+            emitter.check(**card, capabilities=[_window("w1", "soon")])
+        with pytest.raises(InvalidEvent, match="capability.declared events, not promise"):
+            emitter.check(**card, capabilities=[_card("other")])
+        assert emitter.sent == 0
+
+
+def _small_store(root: Path) -> Path:
+    """A chdb store of its own (the module's server holds the other one): one promise
+    replayed, the tables created."""
+    events = root / "one.jsonl"
+    events.write_bytes(orjson.dumps(_planned("seed", "s", "web")) + b"\n")
+    files = [str(root / f"{n}.jsonl") for n in ("v", "o", "r")]
+    done = cli("replay", str(events), "--violations", files[0], "--outcomes", files[1],
+               "--rejects", files[2], "--clickhouse", str(root / "chdb"), "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return root / "chdb"
+
+
+def test_serve_judges_against_what_is_declared_on_the_broker(kafka, tmp_path):
+    """serve --kafka follows capabilities.declared: a declaration sent with the SDK while it
+    runs contradicts the next check; a request's own declarations go on top, for it only;
+    a message that is not a declaration is skipped with a log line."""
+    from promise_tracker.emit import Emitter
+    from promise_tracker.runtime.topics import ensure_topics
+
+    settings = fresh_settings(kafka, partitions=2)
+    ensure_topics(settings)
+    junk = raw_producer(kafka)
+    junk.produce(settings.capabilities, b"{not json", SHOP.encode())
+    assert junk.flush(30) == 0
+    log = tmp_path / "serve.log"
+    store = _small_store(tmp_path)
+    with _serving(store, "--kafka", kafka, env=settings_env(settings), log=log) as url:
+        status, [before] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
+        assert status == 200 and before["contradictions"] == []
+        assert before["capabilities"] == {"declared": 0}  # the topic was read before serving
+        with Emitter(settings) as emitter:  # as the shop's system would declare it
+            emitter.declare_capability(
+                capability=SHOP, source="prestige/shop", kind="window", id="w1",
+                time="2026-01-01T00:00:00Z", text="the selection",
+                window={"closes_at": "2026-03-19T00:00:00Z"},
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            _, [now] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
+            if now["contradictions"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [c["detail"] for c in now["contradictions"]] == [DETAIL], log.read_text()
+        assert now["capabilities"] == {"declared": 1}
+        # a later declaration in the request (the window moved past the deadline) resolves it
+        fixed = _window("w2", "2026-03-21T00:00:00Z", time="2026-02-01T00:00:00Z")
+        _, [what_if] = _call(f"{url}/v1/check", [fixed, _card()])  # type: ignore[misc]
+        assert what_if["contradictions"] == [] and what_if["capabilities"] == {"declared": 2}
+        _, [again] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
+        assert len(again["contradictions"]) == 1 and again["capabilities"] == {"declared": 1}
+    said = log.read_text()
+    assert f"{settings.capabilities}[" in said and "skipped" in said, said

@@ -118,7 +118,7 @@ def test_the_probabilities_are_the_outcome_files(replayed, kind):
     assert got["comparable"] == want["comparable"]
     assert got["probability_kept"] == pytest.approx(want["probability"], abs=1e-12)
     assert got["measure"]["quantiles"]["0.5"] == want["median"]
-    assert got["contradictions"] == []
+    assert got["contradictions"] == [] and got["capabilities"] == {"declared": 0}
     assert "plan-1: " in stderr and got["sentence"] in stderr
     tight = got["tightest"]
     if tight is not None:  # its probability too, recomputed at its threshold
@@ -229,3 +229,53 @@ def test_a_planned_promise_that_contradicts_a_declared_window_says_so(replayed):
     assert said["capability"] == "shop:selection" and said["resolved_at"] is None
     assert "closes shop:selection at 2026-03-19 00:00 UTC (24 h earlier)" in said["detail"]
     assert answers[1]["contradictions"] == []
+    assert answers[0]["capabilities"] == answers[1]["capabilities"] == {"declared": 2}
+    # a capability line that is not valid is an error answer naming its line and field
+    bad = window("w3", "shop:selection", "soon")
+    answers, stderr, code = _check(store, [card, bad])
+    assert code == 3 and answers[1]["line"] == 2 and answers[1]["promise_id"] == "w3"
+    assert answers[1]["error"]["message"].startswith("data.window.closes_at:")
+    assert answers[0]["capabilities"] == {"declared": 0}
+
+
+class _NoHistory:
+    """A store with no outcomes (the in-memory twin of ClickHouseStore.rows)."""
+
+    def rows(self, sql: str, params: object = None) -> list[dict]:
+        return [{"kept": 0, "broken": 0, "values_": [], "open_ended": []}]
+
+
+def test_the_capabilities_given_are_not_changed_by_the_events_checked():
+    """check_events (the API's path): the declarations among the events are added to a
+    copy of the ones given (serve --kafka's, shared by every request)."""
+    from promise_tracker.check.answer import (
+        MEASURES,
+        CheckOptions,
+        check_events,
+        declarations,
+        declare,
+    )
+    from promise_tracker.check.history import HistoryReader
+    from promise_tracker.schemas.models import CapabilityDeclared
+    from promise_tracker.schemas.parse import parse
+    from promise_tracker.streams.capabilities import Capabilities
+
+    def window(did: str, closes: str, time: str) -> dict:
+        return {"specversion": "1.0", "type": "capability.declared", "source": "shop",
+                "id": did, "time": time, "data": {"kind": "window", "capability": "shop:x",
+                                                 "window": {"closes_at": closes}}}  # fmt: skip
+
+    given = Capabilities()
+    early = parse(orjson.dumps(window("w1", "2026-03-19T00:00:00Z", "2026-01-01T00:00:00Z")))
+    assert type(early) is CapabilityDeclared
+    declare(given, early)
+    card = _planned("card", "deadline", "s", "web")
+    card["data"]["relies_on"] = ["shop:x"]
+    later = window("w2", "2026-03-21T00:00:00Z", "2026-02-01T00:00:00Z")  # resolves it
+    reader = HistoryReader(_NoHistory(), MEASURES)
+    events = [(0, orjson.dumps(later)), (1, orjson.dumps(card))]
+    [with_later] = check_events(events, reader, CheckOptions(), capabilities=given)
+    assert with_later["contradictions"] == [] and with_later["capabilities"] == {"declared": 2}
+    assert declarations(given) == 1
+    [alone] = check_events([(0, orjson.dumps(card))], reader, CheckOptions(), capabilities=given)
+    assert len(alone["contradictions"]) == 1 and alone["capabilities"] == {"declared": 1}
