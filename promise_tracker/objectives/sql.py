@@ -38,7 +38,9 @@ def selects(objective: Objective) -> str:
     ]
     labels = sorted(objective.labels.items())
     if labels:
-        having = " AND ".join(f"labels[{literal(k)}] = {literal(v)}" for k, v in labels)
+        # the filters again inside: a promise has the same service, channel and kind in both
+        # tables, and ``promises`` is ordered by them, so only the objective's part is read
+        having = " AND ".join(parts + [f"labels[{literal(k)}] = {literal(v)}" for k, v in labels])
         parts.append(f"promise_id IN (SELECT promise_id FROM promises FINAL WHERE {having})")
     return "\n  AND ".join(parts)
 

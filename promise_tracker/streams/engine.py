@@ -30,6 +30,7 @@ from promise_tracker.schemas.reject import Reason, Reject
 from promise_tracker.streams.capabilities import (
     CONTRADICTION,
     Capabilities,
+    Contradiction,
     Declaration,
 )
 from promise_tracker.streams.clock import Calendar, paused_spans, run_until
@@ -281,7 +282,7 @@ class Engine:
             if waiting or event.data.relies_on:  # declared capabilities can decide it now
                 self._evaluate(state)
             elif state.kind == DELIVER_BY:
-                self._warn(state, "open", None)  # open: only its warning points to schedule
+                self._warn(state, "open", None, [])  # open: only its warning points to schedule
         elif waiting or close is not None:
             self._evaluate(state)
         # else: a fresh promise with no T and no observations is open and has nothing to say
@@ -552,13 +553,16 @@ class Engine:
             status, closed_at, findings = channels_verdict(state, self.watermark, outages)
         else:
             status, closed_at, findings = verdict(state, self.watermark)
+        # needed by both the violations (predicted_by) and the warnings: computed once
+        relies_on = state.promise.data.relies_on
+        contradictions = self.capabilities.contradictions(state) if relies_on else []
         if findings and state.emitted is None:
             state.emitted = {}
         emitted = state.emitted
         if emitted is not None:
             for disc, finding in findings.items():
                 prior = emitted.get(disc)
-                predicted = self._predicted_by(state, finding.occurred_at)
+                predicted = _predicted_by(state, contradictions, finding.occurred_at)
                 if (
                     prior is None
                     or prior[0] != finding
@@ -604,15 +608,21 @@ class Engine:
             state.measures = measures
             self._changed(state.promise.id)
             self.listener.outcome(state)
-        if state.kind in _WARNED_KINDS or state.promise.data.relies_on:
-            self._warn(state, status, closed_at)
+        if state.kind in _WARNED_KINDS or relies_on:
+            self._warn(state, status, closed_at, contradictions)
 
-    def _warn(self, state: PromiseState, status: str, closed_at: float | None) -> None:
-        """Emit what changed in the promise's warnings (SPEC 4.1) and set their next wake."""
+    def _warn(
+        self,
+        state: PromiseState,
+        status: str,
+        closed_at: float | None,
+        contradictions: list[Contradiction],
+    ) -> None:
+        """Emit what changed in the promise's warnings (SPEC 4.1) and set their next wake;
+        ``contradictions`` are the promise's (empty when it relies on nothing)."""
         points = warn_points(state, self.config.warn_at, self._calendar(state))
         found, wake = alerts(state, status, closed_at, self.watermark, points)
-        if state.promise.data.relies_on:
-            contradictions = self.capabilities.contradictions(state)
+        if contradictions:
             found.update(contradiction_alerts(state, status, closed_at, contradictions))
         pid = state.promise.id
         if wake != (state.warn_wake if state.warn_wake is not None else INF):
@@ -702,16 +712,6 @@ class Engine:
             predicted_by=predicted,
         )
 
-    def _predicted_by(self, state: PromiseState, occurred_at: float) -> str | None:
-        """The contradiction warning in force before the breach, if one said it would
-        happen (SPEC-to-be: broken promises we could have caught before issuing them)."""
-        if not state.promise.data.relies_on:
-            return None
-        for c in self.capabilities.contradictions(state):
-            if c.since <= occurred_at and (c.resolved_at is None or c.resolved_at > occurred_at):
-                return warning_id(state.promise.id, CONTRADICTION + c.capability)
-        return None
-
     # --- persistence (live workers) -------------------------------------------------
 
     def entry(self, pid: str) -> Entry | None:
@@ -798,6 +798,17 @@ class Engine:
 
 
 _WARNED_KINDS = frozenset((DELIVER_BY, MAX_STEPS))
+
+
+def _predicted_by(
+    state: PromiseState, contradictions: list[Contradiction], occurred_at: float
+) -> str | None:
+    """The contradiction warning in force before the breach, if one said it would
+    happen (SPEC-to-be: broken promises we could have caught before issuing them)."""
+    for c in contradictions:
+        if c.since <= occurred_at and (c.resolved_at is None or c.resolved_at > occurred_at):
+            return warning_id(state.promise.id, CONTRADICTION + c.capability)
+    return None
 
 
 def _settled_at(state: PromiseState) -> float:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from promise_tracker.streams.records import final_active, read_jsonl
 
 __all__ = ["differences", "final_active", "read_jsonl"]
+
+Tolerances = tuple[tuple[str, float], ...]
+"""(field, largest difference allowed) for fields compared as numbers; both null also agree."""
 
 
 def differences(
@@ -14,26 +19,14 @@ def differences(
     want_outcomes: list[dict],
 ) -> list[str]:
     """Every way the answer differs from the expected one; empty when it conforms."""
-    problems: list[str] = []
-    active = final_active(got_violations)
-    want = {v["violation_id"]: v for v in want_violations}
-    for vid in sorted(set(want) - set(active)):
-        problems.append(f"missing violation {vid} {want[vid]}")
-    for vid in sorted(set(active) - set(want)):
-        problems.append(f"unexpected violation {vid} {_brief(active[vid])}")
-    for vid in sorted(set(want) & set(active)):
-        got, exp = active[vid], want[vid]
-        for key in ("promise_id", "reason", "unit", "observation_id"):
-            if got.get(key) != exp.get(key):
-                problems.append(f"{vid} {key}: got {got.get(key)!r}, want {exp.get(key)!r}")
-        if abs(got["occurred_at"] - exp["occurred_at"]) > 1e-6:
-            problems.append(
-                f"{vid} occurred_at: got {got['occurred_at']}, want {exp['occurred_at']}"
-            )
-        if (got["excess"] is None) != (exp["excess"] is None) or (
-            exp["excess"] is not None and abs(got["excess"] - exp["excess"]) > 0.001
-        ):
-            problems.append(f"{vid} excess: got {got['excess']}, want {exp['excess']}")
+    problems = _compare(
+        "violation",
+        final_active(got_violations),
+        {v["violation_id"]: v for v in want_violations},
+        ("promise_id", "reason", "unit", "observation_id"),
+        (("occurred_at", 1e-6), ("excess", 0.001)),
+        _brief,
+    )
     outcomes = {o["promise_id"]: o for o in got_outcomes}
     if len(outcomes) != len(got_outcomes):
         problems.append("an outcome is written more than once")
@@ -71,22 +64,37 @@ def final_warnings(emissions: list[dict]) -> dict[str, dict]:
 
 def warning_differences(got_emissions: list[dict], want: list[dict]) -> list[str]:
     """Equal state, label and outcome, and the same warn_at within 0.001 s (v2 README)."""
-    problems: list[str] = []
-    got = final_warnings(got_emissions)
-    expected = {w["warning_id"]: w for w in want}
-    for wid in sorted(set(expected) - set(got)):
-        problems.append(f"missing warning {wid} {expected[wid]}")
-    for wid in sorted(set(got) - set(expected)):
-        problems.append(f"unexpected warning {wid} {got[wid]['promise_id']} {got[wid]['state']}")
-    for wid in sorted(set(got) & set(expected)):
-        mine, theirs = got[wid], expected[wid]
-        for key in ("promise_id", "state", "label", "outcome"):
+    return _compare(
+        "warning",
+        final_warnings(got_emissions),
+        {w["warning_id"]: w for w in want},
+        ("promise_id", "state", "label", "outcome"),
+        (("warn_at", 0.001), ("due_at", 0.001), ("time_left", 0.001)),
+        lambda w: f"{w['promise_id']} {w['state']}",
+    )
+
+
+def _compare(
+    what: str,
+    got: dict[str, dict],
+    want: dict[str, dict],
+    equal: tuple[str, ...],
+    close: Tolerances,
+    brief: Callable[[dict], str],
+) -> list[str]:
+    """Records by id: the missing, the unexpected, and per shared id every field of
+    ``equal`` that differs and every field of ``close`` beyond its tolerance."""
+    problems = [f"missing {what} {rid} {want[rid]}" for rid in sorted(set(want) - set(got))]
+    problems += [
+        f"unexpected {what} {rid} {brief(got[rid])}" for rid in sorted(set(got) - set(want))
+    ]
+    for rid in sorted(set(got) & set(want)):
+        mine, theirs = got[rid], want[rid]
+        for key in equal:
             if mine.get(key) != theirs.get(key):
-                problems.append(f"{wid} {key}: got {mine.get(key)!r}, want {theirs.get(key)!r}")
-        if abs(mine["warn_at"] - theirs["warn_at"]) > 0.001:
-            problems.append(f"{wid} warn_at: got {mine['warn_at']}, want {theirs['warn_at']}")
-        for key in ("due_at", "time_left"):
+                problems.append(f"{rid} {key}: got {mine.get(key)!r}, want {theirs.get(key)!r}")
+        for key, tolerance in close:
             a, b = mine.get(key), theirs.get(key)
-            if (a is None) != (b is None) or (b is not None and abs(a - b) > 0.001):
-                problems.append(f"{wid} {key}: got {a!r}, want {b!r}")
+            if (a is None) != (b is None) or (b is not None and abs(a - b) > tolerance):
+                problems.append(f"{rid} {key}: got {a!r}, want {b!r}")
     return problems
