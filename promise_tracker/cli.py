@@ -85,6 +85,12 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+CALENDARS_HELP = (
+    "business calendars (docs/calendars.md) to measure the history of a deliver_by counted "
+    "in one (default: PROMISE_TRACKER_CALENDARS)"
+)
+
+
 def _calendars(path: str | None) -> Mapping[str, Calendar]:
     """The business calendars of SPEC 2.1; a bad file stops the command (exit 2)."""
     if path is None:
@@ -221,9 +227,18 @@ def _check(args: argparse.Namespace) -> int:
     from promise_tracker.check.command import options_from, run_check
 
     options = options_from(args.window, args.confidence, args.min_history)
+    calendars = _calendars(args.calendars or _calendars_from_env())
     return run_check(
-        args.file, args.clickhouse, args.database, options, args.quiet, sys.stdout.buffer
-    )
+        args.file, args.clickhouse, args.database, options, args.quiet, sys.stdout.buffer,
+        calendars,
+    )  # fmt: skip
+
+
+def _calendars_from_env() -> str | None:
+    """PROMISE_TRACKER_CALENDARS, as the worker reads it (None when unset)."""
+    from promise_tracker.runtime.settings import PREFIX
+
+    return os.environ.get(f"{PREFIX}CALENDARS") or None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -240,7 +255,8 @@ def _serve(args: argparse.Namespace) -> int:
             if args.kafka and str(exc).startswith(f"{PREFIX}KAFKA="):
                 raise UsageError(f"--kafka {args.kafka!r}: expected host:port[,...]") from None
             raise
-    return serve(args.host, args.port, args.clickhouse, args.database, settings)
+    calendars = _calendars(args.calendars or _calendars_from_env())
+    return serve(args.host, args.port, args.clickhouse, args.database, settings, calendars)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -504,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--confidence", type=float, default=0.95, help="for the tightest terms")
     check.add_argument("--min-history", type=int, default=30, help="comparable outcomes needed")
     check.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    check.add_argument("--calendars", metavar="FILE.toml", help=CALENDARS_HELP)
     check.set_defaults(run=_check)
 
     serve = commands.add_parser("serve", help="the check and promise look-ups as a JSON API")
@@ -519,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also judge every check against the capabilities declared on this broker "
         "(host:port; alone: PROMISE_TRACKER_KAFKA), followed from their topic's beginning",
     )
+    serve.add_argument("--calendars", metavar="FILE.toml", help=CALENDARS_HELP)
     serve.set_defaults(run=_serve)
     return parser
 

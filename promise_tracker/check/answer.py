@@ -53,7 +53,7 @@ class Planned:
         self.kind = kind_of(promise)
         self.t0 = promise.time.timestamp()
         terms: Any = promise.data.terms
-        self.unsupported: str | None = None
+        self.calendar = ""  # within_seconds counted in this business calendar's open time
         if self.kind == "deadline":
             self.threshold = 0.0  # kept: closed no earlier than promised
         elif self.kind == "max_wait":
@@ -66,10 +66,7 @@ class Planned:
             else:
                 self.threshold = float(terms.within_seconds)
                 if terms.calendar is not UNSET:
-                    self.unsupported = (
-                        f"a business-calendar promise ({terms.calendar}): the history is "
-                        "measured in real seconds, so no estimate is made for it"
-                    )
+                    self.calendar = terms.calendar
         else:
             self.threshold = terms.until.timestamp() - self.t0
 
@@ -82,6 +79,8 @@ class Planned:
             return f"a wait of at most {duration_text(threshold)}"
         if self.kind == "max_steps":
             return f"at most {threshold:g} steps"
+        if self.kind == "deliver_by" and self.calendar:
+            return f"within {duration_text(threshold)} of {self.calendar} open time"
         if self.kind == "deliver_by":
             return f"within {duration_text(threshold)}"
         return f"available for {duration_text(threshold)}"
@@ -137,7 +136,9 @@ def answer(
     if declared is None:
         declared = declarations(capabilities)
     since, until = window_of(promise, options)
-    group = Group(promise.source, promise.data.channel, planned.kind, since, until)
+    unknown = bool(planned.calendar) and planned.calendar not in reader.calendars
+    calendar = "" if unknown else planned.calendar
+    group = Group(promise.source, promise.data.channel, planned.kind, since, until, calendar)
     history = reader.history(group)
     decided = history.kept + history.broken
     result: dict[str, Any] = {
@@ -161,8 +162,15 @@ def answer(
         "contradictions": contradictions(promise, capabilities),
         "capabilities": {"declared": declared},
     }
-    if planned.unsupported:
-        result["sentence"] = f"{promise.id}: {planned.unsupported}"
+    if calendar:  # the measure in that calendar's open seconds
+        result["measure"]["calendar"] = calendar
+    if unknown:
+        known = ", ".join(sorted(reader.calendars)) or "none were given"
+        result["sentence"] = (
+            f"{promise.id}: counted in the business calendar {planned.calendar!r}, which the "
+            f"check does not have (known: {known}): give the calendars file (--calendars or "
+            "PROMISE_TRACKER_CALENDARS) to measure the history in its open time; no estimate"
+        )
         return result
     found = chance(history, planned.threshold)
     result["comparable"] = found.comparable

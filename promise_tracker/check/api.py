@@ -19,6 +19,7 @@ from promise_tracker.errors import StoreUnavailable
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.sinks.store import Store
 from promise_tracker.streams.capabilities import Capabilities
+from promise_tracker.streams.clock import Calendar
 
 _PROMISE = """
 SELECT p.promise_id AS promise_id, p.service AS service, p.channel AS channel, p.kind AS kind,
@@ -47,10 +48,16 @@ EXAMPLE = {
 }
 
 
-def create_app(store: Store, capabilities: Callable[[], Capabilities] | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    capabilities: Callable[[], Capabilities] | None = None,
+    calendars: Mapping[str, Calendar] | None = None,
+) -> FastAPI:
     """The API over one store; one request at a time uses it (chdb is one per process).
     ``capabilities``: the declarations every check is also judged against (serve --kafka:
-    those read from the topic so far); a request's own are added to a copy."""
+    those read from the topic so far); a request's own are added to a copy. ``calendars``:
+    the business calendars a deliver_by within business time is measured in."""
+    calendars = calendars or {}
     app = FastAPI(
         title="promise-tracker",
         summary="Can we keep this promise? And what happened to one we made?",
@@ -82,7 +89,7 @@ def create_app(store: Store, capabilities: Callable[[], Capabilities] | None = N
         listed = isinstance(body, list)
         events = body if isinstance(body, list) else [body]
         options = CheckOptions(window_days * 86_400, confidence, min_history)
-        reader = HistoryReader(_Locked(store, lock), MEASURES)
+        reader = HistoryReader(_Locked(store, lock), MEASURES, calendars)
         known = None if capabilities is None else capabilities()
         try:
             answers = check_events(
@@ -152,6 +159,7 @@ def serve(
     clickhouse: str | None,
     database: str | None,
     settings: Settings | None = None,
+    calendars: Mapping[str, Calendar] | None = None,
 ) -> int:
     """Run until interrupted; prints the address (the port chosen when ``port`` is 0).
     With ``settings`` (serve --kafka), the checks are also judged against the capabilities
@@ -183,7 +191,7 @@ def serve(
         sock.bind((host, port))
         sock.listen(128)  # from here on a request waits for the server instead of being refused
         print(f"serving on http://{host}:{sock.getsockname()[1]} (docs: /docs)", flush=True)
-        app = create_app(store, None if declared is None else declared.current)
+        app = create_app(store, None if declared is None else declared.current, calendars)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         try:
             server.run(sockets=[sock])

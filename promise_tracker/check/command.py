@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -14,6 +15,7 @@ from promise_tracker.check.answer import MEASURES, CheckOptions, check_lines
 from promise_tracker.check.history import HistoryReader
 from promise_tracker.errors import BadInput, UsageError
 from promise_tracker.sinks.store import ClickHouseStore, Store
+from promise_tracker.streams.clock import Calendar
 
 _WINDOW = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
@@ -58,6 +60,7 @@ def run_check(
     options: CheckOptions,
     quiet: bool,
     out: IO[bytes],
+    calendars: Mapping[str, Calendar] | None = None,
 ) -> int:
     try:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
@@ -65,7 +68,7 @@ def run_check(
         raise UsageError(f"cannot read {source}: {exc.strerror}") from None
     store = open_history(clickhouse, database)
     try:
-        reader = HistoryReader(store, MEASURES)
+        reader = HistoryReader(store, MEASURES, calendars or {})
         answers = check_lines(
             data.splitlines(),
             reader,

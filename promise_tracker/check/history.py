@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from promise_tracker.check.estimate import History
+from promise_tracker.streams.clock import Calendar
 
 # decided outcomes only (kept or broken); the distribution from the rows that carry their
 # measure (written since deploy/clickhouse/0003_outcome_measures.sql)
@@ -15,6 +16,24 @@ _HISTORY = """
 SELECT countIf(status = 'kept') AS kept,
        countIf(status = 'broken') AS broken,
        arraySort(groupArrayIf(assumeNotNull(measured), measured IS NOT NULL)) AS values_,
+       arraySort(groupArrayIf(assumeNotNull(allowed),
+                              measure IS NOT NULL AND measured IS NULL AND allowed IS NOT NULL))
+           AS open_ended
+FROM {db}.outcomes FINAL
+WHERE service = {service:String} AND channel = {channel:String} AND kind = {kind:String}
+  AND issued_at >= fromUnixTimestamp64Micro({since_us:Int64}, 'UTC')
+  AND issued_at < fromUnixTimestamp64Micro({until_us:Int64}, 'UTC')
+  AND status IN ('kept', 'broken')
+"""
+
+
+# the same history, for a promise counted in a business calendar: each delivery's (issue
+# time, real seconds to it), which the reader turns into the calendar's open seconds
+_SPANS = """
+SELECT countIf(status = 'kept') AS kept,
+       countIf(status = 'broken') AS broken,
+       groupArrayIf((toUnixTimestamp64Micro(issued_at), assumeNotNull(measured)),
+                    measured IS NOT NULL) AS spans,
        arraySort(groupArrayIf(assumeNotNull(allowed),
                               measure IS NOT NULL AND measured IS NULL AND allowed IS NOT NULL))
            AS open_ended
@@ -41,6 +60,7 @@ class Group:
     kind: str
     since: float
     until: float
+    calendar: str = ""  # a deliver_by within business time: its history in open seconds
 
 
 @dataclass
@@ -49,6 +69,7 @@ class HistoryReader:
 
     store: Rows
     measures: dict[str, str]  # kind -> its measure
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)  # --calendars
     cache: dict[Group, History] = field(default_factory=dict)
     # what depends on the history alone (quantiles, the tightest threshold): once per group
     derived: dict[tuple[Group, object], Any] = field(default_factory=dict)
@@ -63,7 +84,7 @@ class HistoryReader:
     def _read(self, group: Group) -> History:
         self.queries += 1
         row = self.store.rows(
-            _HISTORY,
+            _SPANS if group.calendar else _HISTORY,
             {
                 "service": group.service,
                 "channel": group.channel,
@@ -72,10 +93,20 @@ class HistoryReader:
                 "until_us": round(group.until * 1e6),
             },
         )[0]
+        if group.calendar:
+            # how much of the calendar's open time each delivery took, whatever calendar (if
+            # any) its own promise named: "within N business hours" asks exactly that
+            calendar = self.calendars[group.calendar]
+            values = sorted(
+                calendar.open_seconds(issued / 1e6, issued / 1e6 + float(took))
+                for issued, took in row["spans"]
+            )
+        else:
+            values = [float(v) for v in row["values_"]]
         return History(
             kept=int(row["kept"]),
             broken=int(row["broken"]),
             measure=self.measures[group.kind],
-            values=[float(v) for v in row["values_"]],
+            values=values,
             open_ended=[float(v) for v in row["open_ended"]],
         )

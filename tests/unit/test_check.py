@@ -279,3 +279,58 @@ def test_the_capabilities_given_are_not_changed_by_the_events_checked():
     assert declarations(given) == 1
     [alone] = check_events([(0, orjson.dumps(card))], reader, CheckOptions(), capabilities=given)
     assert len(alone["contradictions"]) == 1 and alone["capabilities"] == {"declared": 1}
+
+
+OFFICE = """
+[office]
+timezone = "UTC"
+mon = ["09:00-17:00"]
+tue = ["09:00-17:00"]
+wed = ["09:00-17:00"]
+thu = ["09:00-17:00"]
+fri = ["09:00-17:00"]
+"""
+
+
+def _office_seconds(start: float, end: float) -> float:
+    """Seconds of [start, end) inside Monday-Friday 09:00-17:00 UTC, day by day (an
+    independent count: not the calendar module's)."""
+    total = 0.0
+    day = dt.datetime.fromtimestamp(start, dt.UTC).replace(hour=0, minute=0, second=0)
+    while day.timestamp() < end:
+        if day.weekday() < 5:
+            opens, closes = day.timestamp() + 9 * 3_600, day.timestamp() + 17 * 3_600
+            total += max(0.0, min(end, closes) - max(start, opens))
+        day += dt.timedelta(days=1)
+    return total
+
+
+def test_a_delivery_within_business_time_is_measured_in_its_calendars_open_time(replayed):
+    """A deliver_by "within 8 hours of office time": each past delivery of the group counts
+    by the office hours it took (Mon-Fri 09-17 UTC), and the probability is the share of
+    them within 8 such hours, as counted over the outcomes file; without the calendars the
+    check says it cannot measure and guesses nothing."""
+    store, outcomes = replayed
+    service, channel = _busiest(outcomes, "deliver_by")
+    plan = _planned("office-1", "deliver_by", service, channel)
+    plan["data"]["terms"] = {"within_seconds": 8 * 3_600, "calendar": "office"}
+    calendars = store.parent / "calendars.toml"
+    calendars.write_text(OFFICE)
+    [got], stderr, code = _check(store, [plan], "--calendars", str(calendars))
+    assert code == 0, stderr
+    history = _expected(outcomes, "deliver_by", service, channel, 0)["history"]
+    took = sorted(
+        _office_seconds(o["issued_at"], o["issued_at"] + o["measured"])
+        for o in history
+        if o["measured"] is not None
+    )
+    within = sum(t <= 8 * 3_600 for t in took)
+    assert got["measure"]["calendar"] == "office" and got["comparable"] == len(history) >= 30
+    assert got["probability_kept"] == pytest.approx(within / len(history), abs=1e-12)
+    assert got["measure"]["quantiles"]["0.5"] == pytest.approx(took[math.ceil(0.5 * len(took)) - 1])
+    assert got["planned"]["terms"] == "within 8 hours of office open time"
+    assert _office_seconds(0, 7 * 86_400) == 40 * 3_600  # the counter itself: a 40-hour week
+    [blind], _, code = _check(store, [plan])
+    assert code == 0 and blind["probability_kept"] is None and blind["enough_history"] is False
+    assert "'office', which the check does not have" in blind["sentence"]
+    assert "--calendars" in blind["sentence"]
