@@ -30,11 +30,12 @@ LEFT JOIN (SELECT * FROM {db}.outcomes FINAL WHERE promise_id = {id:String}) AS 
   ON o.promise_id = p.promise_id
 """
 _VIOLATIONS = """
-SELECT violation_id, reason, expected, observed, excess, unit, occurred_at, detected_at, state
+SELECT violation_id, reason, expected, observed, excess, unit, occurred_at, detected_at, state,
+       predicted_by
 FROM {db}.violations FINAL WHERE promise_id = {id:String} ORDER BY occurred_at
 """
 _WARNINGS = """
-SELECT warning_id, label, warn_at, due_at, time_left, state, outcome, detected_at
+SELECT warning_id, label, warn_at, due_at, time_left, state, outcome, detected_at, detail
 FROM {db}.warnings FINAL WHERE promise_id = {id:String} ORDER BY warn_at
 """
 FOLLOW_PATIENCE = 30.0  # seconds for capabilities.declared's leaders, at start

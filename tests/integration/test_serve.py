@@ -300,3 +300,25 @@ def test_serve_judges_against_what_is_declared_on_the_broker(kafka, tmp_path):
         assert len(again["contradictions"]) == 1 and again["capabilities"] == {"declared": 1}
     said = log.read_text()
     assert f"{settings.capabilities}[" in said and "skipped" in said, said
+
+
+def test_front_line_staff_see_the_contradiction_beside_the_breach(tmp_path):
+    """GET /v1/promises/{id} on the Prestige story: the card's violation names the
+    contradiction warning that predicted it, and that warning carries both sides' words."""
+    story = ROOT / "examples" / "prestige-portraits.jsonl"
+    v, o, r = (str(tmp_path / f"{n}.jsonl") for n in ("v", "o", "r"))
+    store = str(tmp_path / "chdb")
+    done = cli("replay", str(story), "--violations", v, "--outcomes", o, "--rejects", r,
+               "--clickhouse", store, "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with _serving(tmp_path / "chdb") as url:
+        status, body = _call(f"{url}/v1/promises/prestige-2013-card-8841")
+    assert status == 200 and body["status"] == "broken"  # type: ignore[index,call-overload]
+    (warning,) = [w for w in body["warnings"] if w["label"].startswith("contradiction:")]  # type: ignore[index,call-overload]
+    assert warning["detail"].endswith(
+        "closes yearbook selection at 2013-10-31 23:59 -0400 (24 h earlier)"
+    )
+    assert warning["state"] == "resolved" and warning["outcome"] == "broken"
+    (violation,) = body["violations"]  # type: ignore[index,call-overload]
+    assert violation["reason"] == "enforced_early"
+    assert violation["predicted_by"] == warning["warning_id"]
