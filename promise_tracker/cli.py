@@ -74,6 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(
             f"{summary.lines} lines in {summary.seconds:.2f} s ({rate:,.0f}/s): "
             f"{stats.promises} promises, {stats.observations} observations, "
+            f"{stats.declarations} capability declarations, "
             f"{sum(rejects.values())} rejected {rejects}, "
             f"{stats.duplicates} duplicates, {stats.late} late, {summary.blank} blank; "
             f"{stats.emissions} violation emissions ({stats.retractions} retractions), "

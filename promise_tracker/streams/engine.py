@@ -116,6 +116,7 @@ class Stats:
 
     promises: int = 0
     observations: int = 0
+    declarations: int = 0  # capability.declared events applied
     duplicates: int = 0
     late: int = 0
     emissions: int = 0
@@ -220,6 +221,7 @@ class Engine:
         if prior is not None:
             return self._duplicate(prior == digest, raw, origin, event.id, t)
         self._declarations[event.id] = digest
+        self.stats.declarations += 1
         capability = event.data.capability
         self.capabilities.declare(capability, Declaration(t, event.id, event.data, event.source))
         relying = set(self._relying.get(capability, ()))
