@@ -57,7 +57,8 @@ def sub_query(objective: Objective, narrowed: bool) -> str:
     conditions += [
         f"labels[{literal(k)}] = {literal(v)}" for k, v in sorted(objective.labels.items())
     ]
-    return f"promise_id IN (SELECT promise_id FROM promises FINAL WHERE {' AND '.join(conditions)})"
+    having = " AND ".join(conditions)
+    return f"promise_id IN (SELECT promise_id FROM promises FINAL WHERE {having})"
 
 
 def variants(objective: Objective, request: Request) -> dict[str, str]:

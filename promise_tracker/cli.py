@@ -277,6 +277,7 @@ def _emit(args: argparse.Namespace) -> int:
     from promise_tracker.errors import BadInput, BrokerError
     from promise_tracker.runtime.settings import Settings
     from promise_tracker.runtime.topics import check_topics
+    from promise_tracker.schemas.models import CapabilityDeclared
 
     settings = Settings.from_env()
     invalid = old = 0
@@ -291,7 +292,7 @@ def _emit(args: argparse.Namespace) -> int:
         with source:
             # before anything is sent: a broker that is down, or topics not created yet,
             # would leave the events waiting in the producer's queue
-            check_topics(settings, [settings.issued, settings.observed])
+            check_topics(settings, [settings.issued, settings.observed, settings.capabilities])
             lines = _retimed(source.read().splitlines(), now) if args.retime else source
             with Emitter(settings) as emitter:
                 for number, line in enumerate(lines, 1):
@@ -303,6 +304,8 @@ def _emit(args: argparse.Namespace) -> int:
                         invalid += 1
                         print(f"{args.file}:{number}: {exc.reason}: {exc}", file=sys.stderr)
                         continue
+                    if type(event) is CapabilityDeclared:
+                        continue  # never too late: in force whenever it arrives
                     t = event.time.timestamp()
                     old += t < horizon
                     earliest = min(earliest, t)

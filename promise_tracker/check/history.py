@@ -10,12 +10,13 @@ from typing import Any, Protocol
 from promise_tracker.check.estimate import History
 from promise_tracker.streams.clock import Calendar
 
-# decided outcomes only (kept or broken); the distribution from the rows that carry their
-# measure (written since deploy/clickhouse/0003_outcome_measures.sql)
-_HISTORY = """
+# decided outcomes only (kept or broken) of one group; the distribution from the rows that
+# carry their measure (written since deploy/clickhouse/0003_outcome_measures.sql)
+_COUNTS = """
 SELECT countIf(status = 'kept') AS kept,
        countIf(status = 'broken') AS broken,
-       arraySort(groupArrayIf(assumeNotNull(measured), measured IS NOT NULL)) AS values_,
+"""
+_OPEN_ENDED_OF_THE_GROUP = """
        arraySort(groupArrayIf(assumeNotNull(allowed),
                               measure IS NOT NULL AND measured IS NULL AND allowed IS NOT NULL))
            AS open_ended
@@ -25,24 +26,19 @@ WHERE service = {service:String} AND channel = {channel:String} AND kind = {kind
   AND issued_at < fromUnixTimestamp64Micro({until_us:Int64}, 'UTC')
   AND status IN ('kept', 'broken')
 """
-
-
+_HISTORY = (
+    _COUNTS
+    + "       arraySort(groupArrayIf(assumeNotNull(measured), measured IS NOT NULL)) AS values_,"
+    + _OPEN_ENDED_OF_THE_GROUP
+)
 # the same history, for a promise counted in a business calendar: each delivery's (issue
 # time, real seconds to it), which the reader turns into the calendar's open seconds
-_SPANS = """
-SELECT countIf(status = 'kept') AS kept,
-       countIf(status = 'broken') AS broken,
-       groupArrayIf((toUnixTimestamp64Micro(issued_at), assumeNotNull(measured)),
-                    measured IS NOT NULL) AS spans,
-       arraySort(groupArrayIf(assumeNotNull(allowed),
-                              measure IS NOT NULL AND measured IS NULL AND allowed IS NOT NULL))
-           AS open_ended
-FROM {db}.outcomes FINAL
-WHERE service = {service:String} AND channel = {channel:String} AND kind = {kind:String}
-  AND issued_at >= fromUnixTimestamp64Micro({since_us:Int64}, 'UTC')
-  AND issued_at < fromUnixTimestamp64Micro({until_us:Int64}, 'UTC')
-  AND status IN ('kept', 'broken')
-"""
+_SPANS = (
+    _COUNTS
+    + "       groupArrayIf((toUnixTimestamp64Micro(issued_at), assumeNotNull(measured)),\n"
+    + "                    measured IS NOT NULL) AS spans,"
+    + _OPEN_ENDED_OF_THE_GROUP
+)
 
 
 class Rows(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 from promise_tracker.dashboards import budget
 from promise_tracker.dashboards import queries as q
 from promise_tracker.dashboards.macros import ALL, Request, dashboard_sql
+from promise_tracker.dashboards.queries import ACTIVE, FILTERS, FORESEEN
 from promise_tracker.measures import BROKEN, KEEP_RATE, KEPT
 from promise_tracker.objectives.model import Objective
 from promise_tracker.sinks.store import Store
@@ -68,17 +69,17 @@ FROM (
            argMax(promise_text, occurred_at) AS customer_read,
            argMax(predicted_by, occurred_at) AS warning_id
     FROM violations FINAL
-    WHERE {q.ACTIVE}
-      AND {q.FORESEEN}
+    WHERE {ACTIVE}
+      AND {FORESEEN}
       AND $__timeFilter(occurred_at)
-      AND {q.FILTERS}
+      AND {FILTERS}
     GROUP BY promise_id
 ) AS broken
 LEFT JOIN (
     SELECT warning_id, label, detail, warn_at
     FROM warnings FINAL
     WHERE warning_id IN (
-        SELECT predicted_by FROM violations FINAL WHERE {q.ACTIVE} AND {q.FORESEEN}
+        SELECT predicted_by FROM violations FINAL WHERE {ACTIVE} AND {FORESEEN}
     )
 ) AS warned ON warned.warning_id = broken.warning_id
 ORDER BY occurred DESC, promise_id

@@ -184,7 +184,7 @@ def test_the_readme_live_commands_run_as_written_and_give_the_story_violations(t
             assert status == 0, f"`{command}` exited {status}:\n" + "\n".join(shell.transcript)
             if " emit " in command:
                 assert not [x for x in output if "older than" in x or "Traceback" in x], output
-                assert "12 events sent, 0 invalid (not sent)" in output, output
+                assert "13 events sent, 0 invalid (not sent)" in output, output
                 found = read_violations(f"127.0.0.1:{port}", expected)
                 assert found == expected, "\n".join(shell.transcript)
                 assert dead_letters(f"127.0.0.1:{port}") == 0  # nothing too_late
@@ -262,17 +262,19 @@ def test_emit_says_what_the_worker_will_reject_and_what_to_do(kafka):
     assert missing.returncode == 1
     assert missing.stderr.splitlines() == [
         f"promise-tracker emit: Kafka at {kafka} has no topic {settings.issued}, "
-        f"{settings.observed}: create the topics with `promise-tracker topics` (a worker "
-        "creates them too), or check PROMISE_TRACKER_TOPIC_PREFIX"
+        f"{settings.observed}, {settings.capabilities}: create the topics with "
+        "`promise-tracker topics` (a worker creates them too), or check "
+        "PROMISE_TRACKER_TOPIC_PREFIX"
     ]
     ensure_topics(settings)
 
     dated = cli(["emit", str(PRESTIGE)], env)
     assert dated.returncode == 0, dated.stderr
     assert dated.stderr.splitlines() == [
-        "promise-tracker emit: 12 of 12 events are older than the worker's retention (7d) "
+        # the shop's declaration is the 13th: never too late
+        "promise-tracker emit: 12 of 13 events are older than the worker's retention (7d) "
         "and will be rejected as too_late: use --retime to move them to now",
-        "12 events sent, 0 invalid (not sent)",
+        "13 events sent, 0 invalid (not sent)",
     ]
 
     # moved to now, the cards sent four weeks before the story ends are still too old
@@ -285,11 +287,11 @@ def test_emit_says_what_the_worker_will_reject_and_what_to_do(kafka):
         moved,
     )
     assert warning == (
-        "promise-tracker emit: 2 of 12 events are older than the worker's retention (7d) and "
+        "promise-tracker emit: 2 of 13 events are older than the worker's retention (7d) and "
         "will be rejected as too_late: the file spans 29.0 days, more than the retention: run "
         "the worker with PROMISE_TRACKER_RETENTION=30d or more"
     )
-    assert sent == "12 events sent, 0 invalid (not sent)"
+    assert sent == "13 events sent, 0 invalid (not sent)"
 
     longer = cli(["emit", "--retime", str(PRESTIGE)], {**env, "PROMISE_TRACKER_RETENTION": "30d"})
     assert longer.returncode == 0, longer.stderr
