@@ -134,7 +134,7 @@ def answer(
     by the caller; counted here when not given)."""
     planned = Planned(promise)
     if declared is None:
-        declared = declarations(capabilities)
+        declared = 0 if capabilities is None else len(capabilities)
     since, until = window_of(promise, options)
     unknown = bool(planned.calendar) and planned.calendar not in reader.calendars
     calendar = "" if unknown else planned.calendar
@@ -241,19 +241,6 @@ def declare(capabilities: Capabilities, event: CapabilityDeclared) -> None:
     )
 
 
-def declarations(capabilities: Capabilities | None) -> int:
-    """How many declarations (of every capability) there are."""
-    return 0 if capabilities is None else sum(map(len, capabilities.declared.values()))
-
-
-def copy_of(capabilities: Capabilities) -> Capabilities:
-    """A copy to declare more in without changing the original."""
-    copy = Capabilities()
-    copy.declared = {name: list(history) for name, history in capabilities.declared.items()}
-    copy.dependents = {name: set(names) for name, names in capabilities.dependents.items()}
-    return copy
-
-
 def check_lines(
     lines: Iterable[bytes],
     reader: HistoryReader,
@@ -288,11 +275,11 @@ def check_events(
         event = parse(raw)
         if type(event) is CapabilityDeclared:
             if not copied:
-                declared, copied = copy_of(declared), True
+                declared, copied = declared.copy(), True
             declare(declared, event)
         else:
             planned.append((position, raw, event))
-    count = declarations(declared)
+    count = len(declared)
     answers = []
     for position, raw, event in planned:
         answers.append(_checked(event, raw, reader, options, position, declared, count))

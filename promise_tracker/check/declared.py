@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from promise_tracker.check.answer import copy_of, declarations, declare
+from promise_tracker.check.answer import declare
 from promise_tracker.runtime.kafka import NotReady, failed, kafka_config, watermarks
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import CapabilityDeclared
@@ -58,7 +58,7 @@ class DeclaredCapabilities:
         before adding a request's own)."""
         with self._lock:
             if self._current is None:
-                self._current = copy_of(self._capabilities)
+                self._current = self._capabilities.copy()
             return self._current
 
     def _run(self) -> None:
@@ -79,7 +79,7 @@ class DeclaredCapabilities:
                 _reached(ends, messages)
                 self._declare(messages)
                 if not ends and not self.caught_up.is_set():
-                    log.info("%d capability declarations read", declarations(self.current()))
+                    log.info("%d capability declarations read", len(self.current()))
                     self.caught_up.set()
         except Exception:  # the server goes on answering with what it has read
             log.exception("%s: no longer followed", settings.capabilities)

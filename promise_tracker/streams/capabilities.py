@@ -61,6 +61,17 @@ class Capabilities:
             for component in declaration.data.depends_on:
                 self.dependents.setdefault(component, set()).add(capability)
 
+    def copy(self) -> Capabilities:
+        """A copy to declare more in without changing this one (a check's "what if")."""
+        copy = Capabilities()
+        copy.declared = {name: list(history) for name, history in self.declared.items()}
+        copy.dependents = {name: set(names) for name, names in self.dependents.items()}
+        return copy
+
+    def __len__(self) -> int:
+        """How many declarations, of every capability."""
+        return sum(map(len, self.declared.values()))
+
     def in_force(self, capability: str, t: float) -> Declaration | None:
         """The declaration in force at ``t``: the latest at or before it."""
         history = self.declared.get(capability) or []
