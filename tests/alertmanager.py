@@ -43,3 +43,11 @@ class Alertmanager:
             alerts = orjson.loads(response.read())
         # violation alerts only: PromiseAtRisk alerts carry a warning_id instead
         return {a["labels"]["violation_id"]: a for a in alerts if "violation_id" in a["labels"]}
+
+    def firing(self, alertname: str) -> dict[str, dict]:
+        """The warning alerts of that name it holds as firing, by warning id."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
+            alerts = orjson.loads(response.read())
+        return {
+            a["labels"]["warning_id"]: a for a in alerts if a["labels"]["alertname"] == alertname
+        }

@@ -2,7 +2,8 @@
 fires. Pure: times are passed in, nothing here does I/O (promise_tracker/paging/pager.py posts
 what this returns).
 
-One alert per violation id (``PromiseBroken``) and one per warning id (``PromiseAtRisk``). A
+One alert per violation id (``PromiseBroken``) and one per warning id (``PromiseAtRisk``, or
+``PromiseContradictsCapability`` for a contradiction with a declared capability, a ticket). A
 violation's labels say what broke and whom to wake (``severity`` from the promise's own labels,
 ``ticket`` unless it says ``page``); a warning's say which promise is about to break (severity
 ``warning``: routed to a channel that does not wake anyone). The annotations say what the
@@ -34,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from promise_tracker.schemas.models import ViolationRecord, WarningRecord
+from promise_tracker.streams.capabilities import CONTRADICTION
 from promise_tracker.streams.risk import STEPS
 from promise_tracker.streams.wording import at
 
@@ -41,6 +43,8 @@ ALERTNAME = "PromiseBroken"
 DEFAULT_SEVERITY = "ticket"
 AT_RISK_ALERTNAME = "PromiseAtRisk"
 AT_RISK_SEVERITY = "warning"
+CONTRADICTION_ALERTNAME = "PromiseContradictsCapability"
+CONTRADICTION_SEVERITY = "ticket"  # for whoever issues the promises: nobody is woken
 DASHBOARD = "/d/promise-tracker-oncall/promise-tracker-on-call"
 LEASES = 4  # resend periods a sent alert stays firing without news from the pager
 
@@ -91,6 +95,8 @@ def violation_alert(record: ViolationRecord, grafana_url: str) -> Alert:
 
 def warning_alert(record: WarningRecord, grafana_url: str) -> Alert:
     """SPEC 4.1: a promise about to break while it can still be kept."""
+    if record.label.startswith(CONTRADICTION):
+        return contradiction_alert(record, grafana_url)
     annotations = {
         "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
         "description": (
@@ -112,6 +118,38 @@ def warning_alert(record: WarningRecord, grafana_url: str) -> Alert:
             "kind": record.kind,
             "label": record.label,
             "severity": AT_RISK_SEVERITY,
+            "warning_id": record.warning_id,
+        },
+        "annotations": annotations,
+        "generatorURL": f"{grafana_url.rstrip('/')}{DASHBOARD}?var-service={quote(record.service)}",
+        "startsAt": at(record.detected_at),
+    }
+
+
+def contradiction_alert(record: WarningRecord, grafana_url: str) -> Alert:
+    """Issue 16: a promise made that a declared capability says cannot be kept. A ticket
+    for whoever issues such promises (it is not on-call's to fix), labelled by the
+    capability, so that a campaign of many such promises is one notification."""
+    capability = record.label.removeprefix(CONTRADICTION)
+    annotations = {
+        "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
+        "description": (
+            f"{record.service} made a {record.kind} promise on {record.channel} that "
+            f"{capability} says cannot be kept: {record.detail or 'see the warning'}"
+        ),
+        "promise_id": record.promise_id,
+        "warn_at": at(record.warn_at),
+    }
+    if record.due_at is not None:
+        annotations["due_at"] = at(record.due_at)
+    return {
+        "labels": {
+            "alertname": CONTRADICTION_ALERTNAME,
+            "service": record.service,
+            "channel": record.channel,
+            "kind": record.kind,
+            "capability": capability,
+            "severity": CONTRADICTION_SEVERITY,
             "warning_id": record.warning_id,
         },
         "annotations": annotations,

@@ -1,18 +1,22 @@
 """The two seed stories (examples/) end to end through the live worker on a real broker
 (issue 16): the Prestige card is flagged as contradicting the shop's declared window when it
-is issued, before anything of 11/01 has happened; the portal outage breaks the letter's three
+is issued, before anything of 11/01 has happened, and a ticket (not a page) says so in the
+real Alertmanager; the portal outage breaks the letter's three
 channels, each naming the portal; and what the worker finally says is what the replay of the
 same files says, line for line."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from promise_tracker.runtime.topics import ensure_topics
 from promise_tracker.streams.risk import warning_id
+from tests.alertmanager import Alertmanager
 from tests.live import (
     LiveOutputs,
     WorkerProcess,
@@ -50,7 +54,15 @@ def stories(tmp_path: Path) -> tuple[Path, int]:
     return path, early
 
 
-def test_the_seed_stories_through_the_live_worker(kafka, tmp_path):
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    am = Alertmanager(tmp_path / "alertmanager")
+    am.start()
+    yield am
+    am.stop()
+
+
+def test_the_seed_stories_through_the_live_worker(kafka, tmp_path, alertmanager):
     stream, early = stories(tmp_path)
     expected = replay_answer(stream, tmp_path, "--retention", YEAR, "--orphan-ttl", YEAR)
     settings = fresh_settings(
@@ -60,6 +72,7 @@ def test_the_seed_stories_through_the_live_worker(kafka, tmp_path):
         quiet=QUIET,
         retention=float(YEAR),
         orphan_ttl=float(YEAR),
+        alertmanager_url=alertmanager.url,
     )
     ensure_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
@@ -82,6 +95,17 @@ def test_the_seed_stories_through_the_live_worker(kafka, tmp_path):
         )
         assert not any(v["promise_id"] == CARD for v in now["violations"].values())
 
+        # a ticket for whoever issues the cards, grouped by the capability: nobody is woken
+        def tickets() -> dict[str, dict]:
+            return alertmanager.firing("PromiseContradictsCapability")
+
+        assert wait_for(lambda: CONTRADICTION in tickets(), 30), worker.tail()
+        ticket = tickets()[CONTRADICTION]
+        assert ticket["labels"]["capability"] == "prestige/shop:yearbook-selection"
+        assert ticket["labels"]["severity"] == "ticket"
+        assert ticket["receivers"] == [{"name": "ticket"}]
+        assert ticket["annotations"]["description"].endswith(card["detail"])
+
         send(stream, settings, slice(early, None))  # the rest: 11/01, the portal, the clock
         assert_reaches(outputs, expected, worker)
         final = outputs.answer()
@@ -94,6 +118,8 @@ def test_the_seed_stories_through_the_live_worker(kafka, tmp_path):
             for channel in ("in_person", "mail", "phone")
         ]
         assert {v["observation_id"] for v in letter} == {"mkt-portal-20131001-0800-down"}
+        # the card was decided: its ticket resolves (the broken card pages on its own)
+        assert wait_for(lambda: CONTRADICTION not in tickets(), 30), worker.tail()
     finally:
         outputs.close()
         worker.stop()

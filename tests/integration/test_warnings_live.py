@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import random
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from promise_tracker.runtime.settings import Settings
@@ -80,11 +78,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
 
 def at_risk_alerts(am: Alertmanager) -> dict[str, dict]:
     """The PromiseAtRisk alerts it holds firing, by warning id."""
-    with urllib.request.urlopen(f"{am.url}/api/v2/alerts", timeout=5) as response:
-        alerts = orjson.loads(response.read())
-    return {
-        a["labels"]["warning_id"]: a for a in alerts if a["labels"]["alertname"] == "PromiseAtRisk"
-    }
+    return am.firing("PromiseAtRisk")
 
 
 def test_live_warnings_are_the_replays_and_the_active_ones_page_to_chat(

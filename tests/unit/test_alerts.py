@@ -246,6 +246,33 @@ def test_a_warning_says_which_promise_is_about_to_break_and_never_pages():
     assert "77120394" not in repr(made)  # the subject is personal data
 
 
+def test_a_contradiction_is_a_ticket_labelled_by_its_capability_with_both_sides_words():
+    detail = (
+        "card says open until 2013-11-01 23:59 -0400; prestige/shop:yearbook-selection "
+        "closes yearbook selection at 2013-10-31 23:59 -0400 (24 h earlier)"
+    )
+    made = alert(
+        paged_warning(label="contradiction:prestige/shop:yearbook-selection", detail=detail),
+        GRAFANA,
+    )
+    assert made["labels"] == {
+        "alertname": "PromiseContradictsCapability",
+        "service": "shop/shipping",
+        "channel": "email",
+        "kind": "deliver_by",
+        "capability": "prestige/shop:yearbook-selection",
+        "severity": "ticket",  # not the promise's own "page": not on-call's to fix
+        "warning_id": "w1",
+    }
+    notes = made["annotations"]
+    assert notes["description"] == (
+        "shop/shipping made a deliver_by promise on email that "
+        f"prestige/shop:yearbook-selection says cannot be kept: {detail}"
+    )
+    assert notes["summary"] == "Delivered by Friday." and notes["promise_id"] == "p2"
+    assert "time_left" not in notes and "77120394" not in repr(made)
+
+
 def test_a_steps_warning_or_a_paused_clock_has_no_due_time_and_says_why():
     steps = alert(
         paged_warning(kind="max_steps", label="steps", due_at=None, time_left=None), GRAFANA
@@ -359,6 +386,8 @@ def test_a_calendars_file_the_worker_cannot_use_stops_it_with_one_line(tmp_path:
         ({"alertname": "PromiseBroken", "severity": "page"}, "pager"),
         ({"alertname": "PromiseBroken", "severity": "ticket"}, "ticket"),
         ({"alertname": "PromiseBroken", "severity": "other"}, "ticket"),
+        ({"alertname": "PromiseContradictsCapability", "severity": "ticket"}, "ticket"),
+        ({"alertname": "PromiseContradictsCapability", "severity": "page"}, "ticket"),
     ],
 )
 def test_the_example_routes_send_warnings_to_chat_and_violations_as_before(labels, receiver):
