@@ -96,6 +96,14 @@ class DeclaredCapabilities:
                 numbers = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
             except KafkaException as exc:
                 log.warning("%s: %s; asking again", topic, exc)
+            if not numbers and not self.caught_up.is_set():
+                # nothing declared yet: serve now, and follow the topic once it is made
+                log.warning(
+                    "%s does not exist yet (`promise-tracker topics` or a worker creates it): "
+                    "checking against no declared capability until it does",
+                    topic,
+                )
+                self.caught_up.set()
             if not numbers:
                 self._stop.wait(1.0)
         consumer.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in numbers])

@@ -322,3 +322,28 @@ def test_front_line_staff_see_the_contradiction_beside_the_breach(tmp_path):
     (violation,) = body["violations"]  # type: ignore[index,call-overload]
     assert violation["reason"] == "enforced_early"
     assert violation["predicted_by"] == warning["warning_id"]
+
+
+def test_serve_starts_at_once_before_the_capabilities_topic_exists(kafka, tmp_path):
+    """No capabilities.declared yet: the server says so in one line and serves at once,
+    then follows the topic from the moment it is made."""
+    from promise_tracker.emit import Emitter
+    from promise_tracker.runtime.topics import ensure_topics
+
+    settings = fresh_settings(kafka, partitions=1)  # its topics are not made yet
+    log = tmp_path / "serve.log"
+    store = _small_store(tmp_path)
+    started = time.monotonic()
+    with _serving(store, "--kafka", kafka, env=settings_env(settings), log=log) as url:
+        assert time.monotonic() - started < 20, log.read_text()
+        assert "does not exist yet" in log.read_text()
+        ensure_topics(settings)
+        with Emitter(settings) as emitter:
+            emitter.send_event(_window("w1", "2026-03-19T00:00:00Z"))
+        deadline = time.monotonic() + 30
+        while True:
+            _, [now] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
+            if now["contradictions"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert [c["detail"] for c in now["contradictions"]] == [DETAIL], log.read_text()
