@@ -39,6 +39,7 @@ from promise_tracker.sinks import readback as queries
 from promise_tracker.sinks.migrate import migrate
 from promise_tracker.sinks.store import ChdbStore
 from promise_tracker.stories import EXAMPLES
+from promise_tracker.streams.wording import foreseen
 from promise_tracker.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,11 +470,8 @@ def _story_verdicts(out: TextIO, store: ChdbStore, stories: dict[str, Retimed]) 
             )
         print(f"    {row['reason']}: promised {row['expected']}; {row['observed']}", file=out)
         if row["foreseen"]:
-            print(
-                f"      could have been caught before it was issued: flagged at "
-                f"{row['foreseen_at'][:16]} UTC, when the promise was made: {row['foreseen']}",
-                file=out,
-            )
+            said = foreseen(row["foreseen_at"], row["issued_at"], row["foreseen"])
+            print(f"      {said}", file=out)
 
 
 def _show(path: Path) -> str:

@@ -3,14 +3,15 @@ person (no Kafka, no store: the rules alone)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from promise_tracker.streams.capabilities import CONTRADICTION
 from promise_tracker.streams.records import final_active, read_jsonl
 from promise_tracker.streams.replay import replay
+from promise_tracker.streams.wording import foreseen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -44,13 +45,13 @@ def run_stories(out: TextIO, examples: Path = EXAMPLES) -> int:
 
 def _foreseen(warnings: list[dict]) -> dict[str, dict]:
     """Warning id -> the last emission of each contradiction (a promise's terms against a
-    declared capability, flagged when it was issued)."""
+    declared capability)."""
     last = {w["warning_id"]: w for w in warnings}
-    return {k: w for k, w in last.items() if w["label"].startswith("contradiction:")}
+    return {k: w for k, w in last.items() if w["label"].startswith(CONTRADICTION)}
 
 
 def _print_story(
-    out: TextIO, name: str, outcomes: list[dict], active: dict, foreseen: dict, rejected: int
+    out: TextIO, name: str, outcomes: list[dict], active: dict, foretold: dict, rejected: int
 ) -> None:
     print(f"\n== {name} ==", file=out)
     by_promise: dict[str, list[dict]] = {}
@@ -70,16 +71,9 @@ def _print_story(
             print(
                 f"             {v['reason']}: promised {v['expected']}; {v['observed']}", file=out
             )
-            caught = foreseen.get(v.get("predicted_by") or "")
+            caught = foretold.get(v.get("predicted_by") or "")
             if caught is not None:
-                print(
-                    "               could have been caught before it was issued: flagged at "
-                    f"{_utc(caught['warn_at'])}, when the promise was made: {caught['detail']}",
-                    file=out,
-                )
+                said = foreseen(caught["warn_at"], outcome["issued_at"], caught["detail"])
+                print(f"               {said}", file=out)
     if rejected:
         print(f"  ({rejected} events rejected)", file=out)
-
-
-def _utc(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

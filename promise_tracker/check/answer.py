@@ -128,13 +128,9 @@ def answer(
     reader: HistoryReader,
     options: CheckOptions,
     capabilities: Capabilities | None = None,
-    declared: int | None = None,
 ) -> dict:
-    """``declared``: how many declarations ``capabilities`` holds (counted once per batch
-    by the caller; counted here when not given)."""
     planned = Planned(promise)
-    if declared is None:
-        declared = 0 if capabilities is None else len(capabilities)
+    declared = 0 if capabilities is None else len(capabilities)
     since, until = window_of(promise, options)
     unknown = bool(planned.calendar) and planned.calendar not in reader.calendars
     calendar = "" if unknown else planned.calendar
@@ -167,7 +163,7 @@ def answer(
     if unknown:
         known = ", ".join(sorted(reader.calendars)) or "none were given"
         result["sentence"] = (
-            f"{promise.id}: counted in the business calendar {planned.calendar!r}, which the "
+            f"counted in the business calendar {planned.calendar!r}, which the "
             f"check does not have (known: {known}): give the calendars file (--calendars or "
             "PROMISE_TRACKER_CALENDARS) to measure the history in its open time; no estimate"
         )
@@ -268,24 +264,43 @@ def check_events(
     once. The ``capability.declared`` events among them are added to ``capabilities`` (to
     a copy: the one given is not changed), and every promise is checked against them all.
     """
-    declared = capabilities if capabilities is not None else Capabilities()
-    copied = capabilities is None
     planned: list[tuple[int | None, bytes, Event | Reject]] = []
+    ours: list[CapabilityDeclared] = []
     for position, raw in events:
         event = parse(raw)
         if type(event) is CapabilityDeclared:
-            if not copied:
-                declared, copied = declared.copy(), True
-            declare(declared, event)
+            ours.append(event)
         else:
             planned.append((position, raw, event))
-    count = len(declared)
+    if ours and not planned:
+        said = _nothing_to_check(ours)
+        if on_answer is not None:
+            on_answer(said)
+        return [said]
+    if capabilities is None:
+        declared = Capabilities()
+    else:  # the given ones stay as they are: a request's own go to a copy
+        declared = capabilities.copy() if ours else capabilities
+    for event in ours:
+        declare(declared, event)
     answers = []
     for position, raw, event in planned:
-        answers.append(_checked(event, raw, reader, options, position, declared, count))
+        answers.append(_checked(event, raw, reader, options, position, declared))
         if on_answer is not None:
             on_answer(answers[-1])
     return answers
+
+
+def _nothing_to_check(declarations: list[CapabilityDeclared]) -> dict:
+    """Capabilities given without a planned promise: said, not answered with nothing."""
+    reject = Reject(
+        Reason.INVALID_EVENT,
+        f"type: no promise.issued event to check, only {len(declarations)} "
+        "capability.declared: give the planned promises with them",
+        b"",
+        event_id=declarations[0].id,
+    )
+    return error_answer(reject, None)
 
 
 def check_bytes(
@@ -306,7 +321,6 @@ def _checked(
     options: CheckOptions,
     line: int | None,
     capabilities: Capabilities | None,
-    declared: int | None = None,
 ) -> dict:
     if isinstance(event, Reject):
         return error_answer(event, line)
@@ -314,13 +328,12 @@ def _checked(
         not_planned = Reject(
             Reason.INVALID_EVENT,
             "type: a check takes promise.issued events (planned promises) and the "
-            f"capability.declared events they are checked against, not {_type(event)}"
-            + (" alone" if type(event) is CapabilityDeclared else ""),
+            f"capability.declared events they are checked against, not {_type(event)}",
             raw,
             event_id=event.id,
         )
         return error_answer(not_planned, line)
-    return answer(event, reader, options, capabilities, declared)
+    return answer(event, reader, options, capabilities)
 
 
 def _type(event: Event) -> str:

@@ -3,7 +3,6 @@ uvicorn; OpenAPI docs at /docs). Bad input is a 4xx naming the field, never a 50
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 import threading
@@ -16,6 +15,7 @@ from fastapi import Body, FastAPI, HTTPException, Path, Query
 from promise_tracker.check.answer import MEASURES, CheckOptions, check_events
 from promise_tracker.check.history import HistoryReader
 from promise_tracker.errors import StoreUnavailable
+from promise_tracker.runtime.process import configure_logging
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.sinks.store import Store
 from promise_tracker.streams.capabilities import Capabilities
@@ -172,21 +172,18 @@ def serve(
 
     store = open_history(clickhouse, database)
     declared = None
-    if settings is not None:
-        from promise_tracker.check.declared import DeclaredCapabilities
+    try:  # from here on, an interrupt closes the store (and the reader) too
+        if settings is not None:
+            from promise_tracker.check.declared import DeclaredCapabilities
 
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        declared = DeclaredCapabilities(settings, FOLLOW_PATIENCE).start()
-        if not declared.wait(FOLLOW_PATIENCE + 15):
-            print(
-                f"{settings.capabilities} at {settings.kafka} not read to its end yet: "
-                "serving, and following it as it comes",
-                file=sys.stderr,
-            )
-    try:
+            configure_logging(settings.log_level)
+            declared = DeclaredCapabilities(settings, FOLLOW_PATIENCE).start()
+            if not declared.wait(FOLLOW_PATIENCE + 15):
+                print(
+                    f"{settings.capabilities} at {settings.kafka} not read to its end yet: "
+                    "serving, and following it as it comes",
+                    file=sys.stderr,
+                )
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -81,7 +81,8 @@ def run_check(
     if not quiet:
         for a in answers:
             if "error" in a:
-                print(f"line {a['line']}: {a['error']['message']}", file=sys.stderr)
+                where = f"line {a['line']}: " if a["line"] is not None else f"{source}: "
+                print(f"{where}{a['error']['message']}", file=sys.stderr)
             else:
                 print(f"{a['promise_id']}: {a['sentence']}", file=sys.stderr)
         print(

@@ -27,12 +27,17 @@ def tune_gc() -> None:
     gc.set_threshold(YOUNG, 20, 20)
 
 
-def start_process(level: str, stop: Callable[..., Any]) -> None:
-    """Log lines with time, level and logger; SIGTERM and SIGINT call ``stop``; then the
-    collector is tuned (after start-up allocated what it keeps)."""
+def configure_logging(level: str) -> None:
+    """Log lines with time, level and logger, as every long-running command writes them."""
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def start_process(level: str, stop: Callable[..., Any]) -> None:
+    """Log lines with time, level and logger; SIGTERM and SIGINT call ``stop``; then the
+    collector is tuned (after start-up allocated what it keeps)."""
+    configure_logging(level)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     tune_gc()

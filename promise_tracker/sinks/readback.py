@@ -97,9 +97,10 @@ def broken_promises(
     store: Store, promise_ids: list[str] | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
     """Active violations (of some promises, or all) with the words the customer saw, by
-    promise and time; one that a contradiction foretold has its words (``foreseen``) and when
-    it was flagged (``foreseen_at``), else None."""
-    return store.rows(
+    promise and time; one that a contradiction foretold has its words (``foreseen``), when
+    it was flagged and when the promise was made (``foreseen_at``, ``issued_at``: Unix
+    seconds), else None."""
+    rows = store.rows(
         """
         SELECT v.promise_id AS promise_id, v.service AS service, v.channel AS channel,
                v.kind AS kind, v.reason AS reason, v.expected AS expected,
@@ -107,21 +108,28 @@ def broken_promises(
                v.promise_text AS promise_text, toString(v.occurred_at) AS occurred,
                v.predicted_by AS predicted_by,
                if(w.warning_id = '', NULL, w.detail) AS foreseen,
-               if(w.warning_id = '', NULL, toString(w.warn_at)) AS foreseen_at
+               if(w.warning_id = '', NULL, toUnixTimestamp64Micro(w.warn_at)) AS foreseen_us,
+               if(p.promise_id = '', NULL, toUnixTimestamp64Micro(p.issued_at)) AS issued_us
         FROM (
             SELECT * FROM {db}.violations FINAL
             WHERE state = 'active' AND (empty({ids:Array(String)})
                                         OR has({ids:Array(String)}, promise_id))
         ) AS v
+        LEFT JOIN (SELECT warning_id, detail, warn_at FROM {db}.warnings FINAL) AS w
+            ON w.warning_id = v.predicted_by
         LEFT JOIN (
-            SELECT warning_id, detail, warn_at FROM {db}.warnings FINAL
-            WHERE startsWith(label, 'contradiction:')
-        ) AS w ON w.warning_id = v.predicted_by
+            SELECT promise_id, issued_at FROM {db}.promises FINAL
+            WHERE empty({ids:Array(String)}) OR has({ids:Array(String)}, promise_id)
+        ) AS p ON p.promise_id = v.promise_id
         ORDER BY v.service, v.promise_id, v.occurred_at
         LIMIT {limit:UInt32}
         """,
         {"ids": promise_ids or [], "limit": limit},
     )
+    for row in rows:
+        row["foreseen_at"] = _seconds(row.pop("foreseen_us"))
+        row["issued_at"] = _seconds(row.pop("issued_us"))
+    return rows
 
 
 def counts(store: Store) -> Counter[str]:

@@ -55,8 +55,13 @@ class Capabilities:
         self.dependents: dict[str, set[str]] = {}
 
     def declare(self, capability: str, declaration: Declaration) -> None:
+        """Adds it in (time, id) order; the same declaration again changes nothing."""
         history = self.declared.setdefault(capability, [])
-        bisect.insort(history, declaration, key=lambda d: (d.time, d.id))
+        key = (declaration.time, declaration.id)
+        at = bisect.bisect_left(history, key, key=lambda d: (d.time, d.id))
+        if at < len(history) and (history[at].time, history[at].id) == key:
+            return
+        history.insert(at, declaration)
         if type(declaration.data) is DependencyCapability:
             for component in declaration.data.depends_on:
                 self.dependents.setdefault(component, set()).add(capability)

@@ -1,4 +1,5 @@
-"""How a violation reads to a person: its ``expected`` and ``observed`` texts.
+"""How a violation reads to a person: its ``expected`` and ``observed`` texts, and the
+contradiction that foretold it.
 
 Rendered only when a violation is emitted, never on the hot path of evaluation.
 """
@@ -34,6 +35,21 @@ def at(t: float) -> str:
         return f"{t:.3f} Unix seconds"
     text = stamp.isoformat(timespec="milliseconds" if stamp.microsecond else "seconds")
     return text.replace("+00:00", "Z")
+
+
+def foreseen(warn_at: float, issued_at: float | None, detail: str) -> str:
+    """How a broken promise's contradiction (its violation's ``predicted_by``) reads beside
+    it: caught before the promise was issued when it was in force then, else foreseen from
+    the later declaration that made it."""
+    if issued_at is not None and warn_at <= issued_at:
+        return (
+            "could have been caught before it was issued: flagged when it was made "
+            f"({at(warn_at)}): {detail}"
+        )
+    return (
+        f"foreseen from {at(warn_at)}, when a capability it relies on was declared (after it "
+        f"was made): {detail}"
+    )
 
 
 def _seconds(value: float) -> str:

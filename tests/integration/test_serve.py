@@ -225,8 +225,10 @@ def test_a_bad_capability_in_the_list_is_a_422_naming_it(server):
     assert error["field"] == "data.window.closes_at"
     assert error["loc"] == ["body", 1, "data", "window", "closes_at"]
     alone = _window("w1", "2026-03-19T00:00:00Z")
-    status, body = _call(f"{server}/v1/check", alone)  # not in a list: nothing to check
-    assert status == 200 and body == []
+    status, body = _call(f"{server}/v1/check", alone)  # capabilities alone: nothing to check
+    assert status == 422
+    (error,) = body["detail"]  # type: ignore[index,call-overload]
+    assert error["field"] == "type" and "no promise.issued event to check" in error["msg"]
 
 
 def test_the_sdk_sends_capabilities_with_the_promise(server, monkeypatch):

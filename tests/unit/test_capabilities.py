@@ -387,3 +387,16 @@ def test_a_pause_waiting_for_its_promise_counts_for_too_late():
     r = run(events, config=EngineConfig(retention=7 * 86_400))
     assert [x.event_id for x in r.out.rejects] == []
     assert "w" in r.engine.promises
+
+
+def test_a_contradiction_reads_as_caught_before_issue_only_when_it_was_in_force_then():
+    from promise_tracker.streams.wording import foreseen
+
+    issued = 1381154400.0  # 2013-10-07 10:00 EDT
+    assert foreseen(issued, issued, "card says ...").startswith(
+        "could have been caught before it was issued: flagged when it was made "
+        "(2013-10-07T14:00:00Z): card says"
+    )
+    later = foreseen(issued + 86_400, issued, "card says ...")
+    assert later.startswith("foreseen from 2013-10-08T14:00:00Z, when a capability it relies")
+    assert "caught before" not in later

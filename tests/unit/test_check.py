@@ -236,6 +236,12 @@ def test_a_planned_promise_that_contradicts_a_declared_window_says_so(replayed):
     assert code == 3 and answers[1]["line"] == 2 and answers[1]["promise_id"] == "w3"
     assert answers[1]["error"]["message"].startswith("data.window.closes_at:")
     assert answers[0]["capabilities"] == {"declared": 0}
+    # capabilities without a planned promise: said, not an empty answer
+    answers, stderr, code = _check(store, [window("w4", "shop:selection", "2026-03-19T00:00:00Z")])
+    assert code == 3 and len(answers) == 1
+    assert answers[0]["error"]["message"].startswith(
+        "type: no promise.issued event to check, only 1 capability.declared"
+    )
 
 
 class _NoHistory:

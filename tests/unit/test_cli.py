@@ -19,8 +19,8 @@ def test_demo_shows_the_broken_promises_and_the_keep_rate():
     # the root cause of the letter's three broken channels, and the card caught at issue time
     assert done.stdout.count("(it depends on gov/eligibility-portal, which was down)") == 3
     assert (
-        "could have been caught before it was issued: flagged at 2013-10-07 14:00 UTC, when "
-        "the promise was made: card says open until 2013-11-01 23:59 -0400;" in done.stdout
+        "could have been caught before it was issued: flagged when it was made "
+        "(2013-10-07T14:00:00Z): card says open until 2013-11-01 23:59 -0400;" in done.stdout
     )
 
 
