@@ -25,10 +25,7 @@ from pathlib import Path
 
 import orjson
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# not bench/ itself: its calendar.py would shadow the standard library's (holidays needs it)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from promise_tracker.calendars import load_calendars  # noqa: E402

@@ -24,10 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# not bench/ itself: its calendar.py would shadow the standard library's (holidays needs it)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from promise_tracker.dashboards import budget  # noqa: E402
@@ -51,9 +48,11 @@ PRESENT = {
 
 def sub_query(objective: Objective, narrowed: bool) -> str:
     """The label sub-query, reading all of ``promises`` or only the objective's part."""
-    conditions = [f"{key} = {literal(objective.filters[key])}" for key in FILTER_KEYS]
-    if not narrowed:
-        conditions = []
+    conditions = [
+        f"{key} = {literal(objective.filters[key])}"
+        for key in FILTER_KEYS
+        if narrowed and key in objective.filters  # as selects() writes them
+    ]
     conditions += [
         f"labels[{literal(k)}] = {literal(v)}" for k, v in sorted(objective.labels.items())
     ]

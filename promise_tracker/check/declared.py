@@ -79,7 +79,9 @@ class DeclaredCapabilities:
                 _reached(ends, messages)
                 self._declare(messages)
                 if not ends and not self.caught_up.is_set():
-                    log.info("%d capability declarations read", len(self.current()))
+                    with self._lock:
+                        read = len(self._capabilities)
+                    log.info("%d capability declarations read", read)
                     self.caught_up.set()
         except Exception:  # the server goes on answering with what it has read
             log.exception("%s: no longer followed", settings.capabilities)

@@ -16,10 +16,11 @@ _COUNTS = """
 SELECT countIf(status = 'kept') AS kept,
        countIf(status = 'broken') AS broken,
 """
-_OPEN_ENDED_OF_THE_GROUP = """
+_OPEN_ENDED = """
        arraySort(groupArrayIf(assumeNotNull(allowed),
                               measure IS NOT NULL AND measured IS NULL AND allowed IS NOT NULL))
-           AS open_ended
+           AS open_ended"""
+_FROM_THE_GROUP = """
 FROM {db}.outcomes FINAL
 WHERE service = {service:String} AND channel = {channel:String} AND kind = {kind:String}
   AND issued_at >= fromUnixTimestamp64Micro({since_us:Int64}, 'UTC')
@@ -29,7 +30,8 @@ WHERE service = {service:String} AND channel = {channel:String} AND kind = {kind
 _HISTORY = (
     _COUNTS
     + "       arraySort(groupArrayIf(assumeNotNull(measured), measured IS NOT NULL)) AS values_,"
-    + _OPEN_ENDED_OF_THE_GROUP
+    + _OPEN_ENDED
+    + _FROM_THE_GROUP
 )
 # the same history, for a promise counted in a business calendar: each delivery's (issue
 # time, real seconds to it), which the reader turns into the calendar's open seconds
@@ -37,7 +39,8 @@ _SPANS = (
     _COUNTS
     + "       groupArrayIf((toUnixTimestamp64Micro(issued_at), assumeNotNull(measured)),\n"
     + "                    measured IS NOT NULL) AS spans,"
-    + _OPEN_ENDED_OF_THE_GROUP
+    + _OPEN_ENDED
+    + _FROM_THE_GROUP
 )
 
 

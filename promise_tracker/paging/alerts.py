@@ -94,49 +94,35 @@ def violation_alert(record: ViolationRecord, grafana_url: str) -> Alert:
 
 
 def warning_alert(record: WarningRecord, grafana_url: str) -> Alert:
-    """SPEC 4.1: a promise about to break while it can still be kept."""
+    """SPEC 4.1: a promise about to break while it can still be kept; or (issue 16) one made
+    that a declared capability says cannot be kept: a ticket for whoever issues such
+    promises (it is not on-call's to fix), labelled by the capability, so that a campaign of
+    many such promises is one notification."""
     if record.label.startswith(CONTRADICTION):
-        return contradiction_alert(record, grafana_url)
-    annotations = {
-        "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
-        "description": (
-            f"{record.service} may break a {record.kind} promise on {record.channel}: "
-            f"{_at_risk(record)}"
-        ),
-        "promise_id": record.promise_id,
-        "warn_at": at(record.warn_at),
-    }
-    if record.due_at is not None:
-        annotations["due_at"] = at(record.due_at)
-    if record.time_left is not None:
-        annotations["time_left"] = span(record.time_left)
-    return {
-        "labels": {
-            "alertname": AT_RISK_ALERTNAME,
-            "service": record.service,
-            "channel": record.channel,
-            "kind": record.kind,
-            "label": record.label,
-            "severity": AT_RISK_SEVERITY,
-            "warning_id": record.warning_id,
-        },
-        "annotations": annotations,
-        "generatorURL": f"{grafana_url.rstrip('/')}{DASHBOARD}?var-service={quote(record.service)}",
-        "startsAt": at(record.detected_at),
-    }
-
-
-def contradiction_alert(record: WarningRecord, grafana_url: str) -> Alert:
-    """Issue 16: a promise made that a declared capability says cannot be kept. A ticket
-    for whoever issues such promises (it is not on-call's to fix), labelled by the
-    capability, so that a campaign of many such promises is one notification."""
-    capability = record.label.removeprefix(CONTRADICTION)
-    annotations = {
-        "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
-        "description": (
+        capability = record.label.removeprefix(CONTRADICTION)
+        said = (
             f"{record.service} made a {record.kind} promise on {record.channel} that "
             f"{capability} says cannot be kept: {record.detail or 'see the warning'}"
-        ),
+        )
+        labels = {"capability": capability, "severity": CONTRADICTION_SEVERITY}
+        return _warning_alert(record, grafana_url, CONTRADICTION_ALERTNAME, labels, said)
+    said = (
+        f"{record.service} may break a {record.kind} promise on {record.channel}: "
+        f"{_at_risk(record)}"
+    )
+    labels = {"label": record.label, "severity": AT_RISK_SEVERITY}
+    alert = _warning_alert(record, grafana_url, AT_RISK_ALERTNAME, labels, said)
+    if record.time_left is not None:
+        alert["annotations"]["time_left"] = span(record.time_left)
+    return alert
+
+
+def _warning_alert(
+    record: WarningRecord, grafana_url: str, name: str, labels: dict[str, str], said: str
+) -> Alert:
+    annotations = {
+        "summary": record.promise_text or f"{record.kind} promise {record.promise_id}",
+        "description": said,
         "promise_id": record.promise_id,
         "warn_at": at(record.warn_at),
     }
@@ -144,12 +130,11 @@ def contradiction_alert(record: WarningRecord, grafana_url: str) -> Alert:
         annotations["due_at"] = at(record.due_at)
     return {
         "labels": {
-            "alertname": CONTRADICTION_ALERTNAME,
+            "alertname": name,
             "service": record.service,
             "channel": record.channel,
             "kind": record.kind,
-            "capability": capability,
-            "severity": CONTRADICTION_SEVERITY,
+            **labels,
             "warning_id": record.warning_id,
         },
         "annotations": annotations,

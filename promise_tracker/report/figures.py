@@ -49,17 +49,7 @@ ORDER BY keep_rate ASC NULLS LAST, broken DESC, service
 # by the promise's latest foreseen violation; its row may be missing (``detail`` NULL).
 FORESEEN_SHOWN = 10
 FORESEEN_LIST = f"""
-SELECT broken.occurred AS occurred,
-       broken.promise_id AS promise_id,
-       broken.service AS service,
-       broken.channel AS channel,
-       broken.kind AS kind,
-       broken.reason AS reason,
-       broken.customer_read AS customer_read,
-       warned.label AS contradiction,
-       warned.detail AS detail,
-       warned.warn_at AS warned
-FROM (
+WITH broken AS (
     SELECT promise_id,
            max(occurred_at) AS occurred,
            argMax(service, occurred_at) AS service,
@@ -74,16 +64,26 @@ FROM (
       AND $__timeFilter(occurred_at)
       AND {FILTERS}
     GROUP BY promise_id
-) AS broken
+    ORDER BY occurred DESC, promise_id
+    LIMIT {FORESEEN_SHOWN}
+)
+SELECT broken.occurred AS occurred,
+       broken.promise_id AS promise_id,
+       broken.service AS service,
+       broken.channel AS channel,
+       broken.kind AS kind,
+       broken.reason AS reason,
+       broken.customer_read AS customer_read,
+       warned.label AS contradiction,
+       warned.detail AS detail,
+       warned.warn_at AS warned
+FROM broken
 LEFT JOIN (
     SELECT warning_id, label, detail, warn_at
     FROM warnings FINAL
-    WHERE warning_id IN (
-        SELECT predicted_by FROM violations FINAL WHERE {ACTIVE} AND {FORESEEN}
-    )
+    WHERE warning_id IN (SELECT warning_id FROM broken)
 ) AS warned ON warned.warning_id = broken.warning_id
 ORDER BY occurred DESC, promise_id
-LIMIT {FORESEEN_SHOWN}
 """
 
 # Input rejected in the period, by reason: data the figures above cannot include.

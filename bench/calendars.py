@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The business clock, measured against the 24/7 clock in the same run.
 
-    python3 bench/calendar.py [--calls 20000] [--seed 1]
+    python3 bench/calendars.py [--calls 20000] [--seed 1]
 
 ``Calendar.advance`` for a five-business-day promise (144,000 s = 5 x 8 h) on ``support-eu``
 of the v2 conformance calendars (Europe/Paris, two intervals a weekday, a holiday list and the
@@ -25,11 +25,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-# Run as a script, this file's folder comes first on sys.path and its name would hide the
-# standard library's calendar module (which the holidays package imports).
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
