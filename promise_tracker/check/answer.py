@@ -24,7 +24,7 @@ from promise_tracker.check.history import Group, HistoryReader
 from promise_tracker.schemas.models import CapabilityDeclared, Event, PromiseIssued, kind_of
 from promise_tracker.schemas.parse import parse
 from promise_tracker.schemas.reject import Reason, Reject
-from promise_tracker.streams.capabilities import Capabilities, Declaration
+from promise_tracker.streams.capabilities import Capabilities
 from promise_tracker.streams.state import new_state
 
 # kind -> what its outcomes measure (as streams/records.py writes them)
@@ -230,13 +230,6 @@ def error_answer(reject: Reject, line: int | None) -> dict:
     }
 
 
-def declare(capabilities: Capabilities, event: CapabilityDeclared) -> None:
-    capabilities.declare(
-        event.data.capability,
-        Declaration(event.time.timestamp(), event.id, event.data, event.source),
-    )
-
-
 def check_lines(
     lines: Iterable[bytes],
     reader: HistoryReader,
@@ -282,7 +275,7 @@ def check_events(
     else:  # the given ones stay as they are: a request's own go to a copy
         declared = capabilities.copy() if ours else capabilities
     for event in ours:
-        declare(declared, event)
+        declared.declare_event(event)
     answers = []
     for position, raw, event in planned:
         answers.append(_checked(event, raw, reader, options, position, declared))

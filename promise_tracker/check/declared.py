@@ -11,7 +11,6 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from promise_tracker.check.answer import declare
 from promise_tracker.runtime.kafka import NotReady, failed, kafka_config, watermarks
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import CapabilityDeclared
@@ -143,7 +142,7 @@ class DeclaredCapabilities:
         if found:
             with self._lock:
                 for event in found:
-                    declare(self._capabilities, event)
+                    self._capabilities.declare_event(event)
                 self._current = None
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from promise_tracker.schemas.models import (
+    CapabilityDeclared,
     ChannelsData,
     DeadlineData,
     DeliverByData,
@@ -53,6 +54,11 @@ class Capabilities:
         self.declared: dict[str, list[Declaration]] = {}
         # component -> the dependency capabilities that ever named it
         self.dependents: dict[str, set[str]] = {}
+
+    def declare_event(self, event: CapabilityDeclared) -> None:
+        """A ``capability.declared`` event, in force from its time."""
+        declaration = Declaration(event.time.timestamp(), event.id, event.data, event.source)
+        self.declare(event.data.capability, declaration)
 
     def declare(self, capability: str, declaration: Declaration) -> None:
         """Adds it in (time, id) order; the same declaration again changes nothing."""

@@ -31,7 +31,6 @@ from promise_tracker.streams.capabilities import (
     CONTRADICTION,
     Capabilities,
     Contradiction,
-    Declaration,
 )
 from promise_tracker.streams.clock import Calendar, paused_spans, run_until
 from promise_tracker.streams.records import outcome_measures
@@ -223,7 +222,7 @@ class Engine:
         self._declarations[event.id] = digest
         self.stats.declarations += 1
         capability = event.data.capability
-        self.capabilities.declare(capability, Declaration(t, event.id, event.data, event.source))
+        self.capabilities.declare_event(event)
         relying = set(self._relying.get(capability, ()))
         for dependency in self.capabilities.dependents.get(capability, ()):
             relying |= self._relying.get(dependency, set())  # a component's status

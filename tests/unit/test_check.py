@@ -258,7 +258,6 @@ def test_the_capabilities_given_are_not_changed_by_the_events_checked():
         MEASURES,
         CheckOptions,
         check_events,
-        declare,
     )
     from promise_tracker.check.history import HistoryReader
     from promise_tracker.schemas.models import CapabilityDeclared
@@ -273,7 +272,7 @@ def test_the_capabilities_given_are_not_changed_by_the_events_checked():
     given = Capabilities()
     early = parse(orjson.dumps(window("w1", "2026-03-19T00:00:00Z", "2026-01-01T00:00:00Z")))
     assert type(early) is CapabilityDeclared
-    declare(given, early)
+    given.declare_event(early)
     card = _planned("card", "deadline", "s", "web")
     card["data"]["relies_on"] = ["shop:x"]
     later = window("w2", "2026-03-21T00:00:00Z", "2026-02-01T00:00:00Z")  # resolves it
