@@ -9,9 +9,9 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
-from promise_tracker.runtime.kafka import NotReady, failed, kafka_config, watermarks
+from promise_tracker.runtime.kafka import assign_from_start, failed, kafka_config, reached
 from promise_tracker.runtime.settings import Settings
 from promise_tracker.schemas.models import CapabilityDeclared
 from promise_tracker.schemas.parse import parse
@@ -75,7 +75,7 @@ class DeclaredCapabilities:
             ends = self._assign(consumer)
             while not self._stop.is_set():
                 messages = consumer.consume(1000, 0.5)
-                _reached(ends, messages)
+                reached(ends, messages)
                 self._declare(messages)
                 if not ends and not self.caught_up.is_set():
                     with self._lock:
@@ -107,18 +107,7 @@ class DeclaredCapabilities:
                 self.caught_up.set()
             if not numbers:
                 self._stop.wait(1.0)
-        consumer.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in numbers])
-        ends: dict[int, int] = {}
-        deadline = time.monotonic() + self.patience
-        for number in numbers:
-            try:
-                low, high = watermarks(consumer, TopicPartition(topic, number), 10, deadline)
-            except NotReady:  # followed as it comes
-                log.warning("%s[%d]: no leader within %g s", topic, number, self.patience)
-                continue
-            if high > low:
-                ends[number] = high
-        return ends
+        return assign_from_start(consumer, topic, self.patience)
 
     def _declare(self, messages: list[Any]) -> None:
         """Valid declarations are added; another message is skipped (the worker
@@ -144,13 +133,3 @@ class DeclaredCapabilities:
                 for event in found:
                     self._capabilities.declare_event(event)
                 self._current = None
-
-
-def _reached(ends: dict[int, int], messages: list[Any]) -> None:
-    """Drops from ``ends`` the partitions whose last record as of the start is among
-    ``messages``."""
-    for message in messages:
-        number, offset = message.partition(), message.offset()
-        if message.error() is None and number in ends and offset is not None:
-            if offset + 1 >= ends[number]:
-                del ends[number]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from promise_tracker.runtime.settings import Settings
 
@@ -111,6 +111,37 @@ def watermarks(
     if deadline is None:
         deadline = time.monotonic() + timeout
     return until_ready(lambda: consumer.get_watermark_offsets(tp, timeout=timeout), deadline)
+
+
+def assign_from_start(consumer: Consumer, topic: str, patience: float) -> dict[int, int]:
+    """Assigns every partition of ``topic`` from its beginning; returns, for each one with
+    records, the offset it must be read up to (its high watermark now). A partition without
+    a leader within ``patience`` seconds (a topic just made) is left out with a log line:
+    it is read as it comes."""
+    numbers = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in numbers])
+    ends: dict[int, int] = {}
+    deadline = time.monotonic() + patience
+    for number in numbers:
+        try:
+            low, high = watermarks(consumer, TopicPartition(topic, number), 10, deadline)
+        except NotReady:
+            KAFKA_LOG.warning("%s[%d]: no leader within %g s; following it as it comes",
+                              topic, number, patience)  # fmt: skip
+            continue
+        if high > low:
+            ends[number] = high
+    return ends
+
+
+def reached(ends: dict[int, int], messages: list[Any]) -> None:
+    """Drops from ``ends`` (``assign_from_start``'s) the partitions whose last record is
+    among ``messages``: ``ends`` is empty once the topic was read to its end."""
+    for message in messages:
+        number, offset = message.partition(), message.offset()
+        if message.error() is None and number in ends and offset is not None:
+            if offset + 1 >= ends[number]:
+                del ends[number]
 
 
 def group_lag(settings: Settings, group: str, topics: list[str]) -> int:

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -45,11 +44,11 @@ from confluent_kafka import (
 from promise_tracker.calendars import load_calendars
 from promise_tracker.errors import BrokerRefused, CalendarError
 from promise_tracker.runtime.kafka import (
-    NotReady,
+    assign_from_start,
     failed,
     kafka_config,
     producer_config,
-    watermarks,
+    reached,
 )
 from promise_tracker.runtime.settings import PREFIX, Settings
 from promise_tracker.runtime.topics import DLQ_MAX_BYTES
@@ -248,39 +247,13 @@ class Worker:
     def _follow_capabilities(self, patience: float = 30.0) -> None:
         """Read capabilities.declared from its start to its end before the first input, so
         that promises are judged against what was declared (late ones are judged again)."""
-        topic = self.settings.capabilities
-        numbers = list(
-            self.capability_reader.list_topics(topic, timeout=10).topics[topic].partitions
-        )
-        self.capability_reader.assign(
-            [TopicPartition(topic, number, OFFSET_BEGINNING) for number in numbers]
-        )
-        read: dict[int, int] = {}
-        ends: dict[int, int] = {}
+        ends = assign_from_start(self.capability_reader, self.settings.capabilities, patience)
         deadline = time.monotonic() + patience
-        for number in numbers:
-            bounds = self._bounds(TopicPartition(topic, number), deadline)
-            if bounds is None:  # no leader yet: the loop reads it as it comes
-                log.warning("%s[%d]: no leader within %g s; following it as it comes",
-                            topic, number, patience)  # fmt: skip
-                continue
-            read[number], ends[number] = bounds
-        while any(read[n] < ends[n] for n in ends) and time.monotonic() < deadline:
+        while ends and time.monotonic() < deadline:
             messages = self.capability_reader.consume(1000, 0.5)
-            for message in messages:
-                number, offset = message.partition(), message.offset()
-                if message.error() is None and number is not None and offset is not None:
-                    read[number] = offset + 1
+            reached(ends, messages)
             self._capabilities(messages)
         log.info("%d capability declarations read", len(self.declarations))
-
-    def _bounds(self, tp: TopicPartition, deadline: float) -> tuple[int, int] | None:
-        """A partition's (low, high) offsets, asking again while it has no leader (a topic
-        just created: NOT_LEADER_FOR_PARTITION, seen in CI); None past the deadline."""
-        try:
-            return watermarks(self.capability_reader, tp, timeout=10, deadline=deadline)
-        except NotReady:
-            return None
 
     def _capabilities(self, messages: list[Any]) -> None:
         for message in messages:

@@ -436,17 +436,28 @@ def test_a_capability_on_a_promise_topic_is_dead_lettered_with_its_reason():
 
 def test_the_capability_reader_asks_again_while_a_new_topic_has_no_leader():
     """Regression (CI): right after topics were created, a worker's first look at
-    capabilities.declared failed with NOT_LEADER_FOR_PARTITION and the worker exited."""
-    import time
+    capabilities.declared failed with NOT_LEADER_FOR_PARTITION and the worker exited. The
+    reading from the start (the worker's and serve --kafka's) asks again until it answers,
+    leaves out past its patience a partition that never does, and raises any other error."""
+    from types import SimpleNamespace
 
     import pytest
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import KafkaError, KafkaException
 
-    from promise_tracker.streams.worker import Worker
+    from promise_tracker.runtime.kafka import assign_from_start
 
     class Electing:
+        """A consumer of a one-partition topic whose leader is elected on the nth ask."""
+
         def __init__(self, code: int, answers_on: int = 3):
             self.calls, self.code, self.answers_on = 0, code, answers_on
+            self.assigned: list = []
+
+        def list_topics(self, topic, timeout):
+            return SimpleNamespace(topics={topic: SimpleNamespace(partitions={0: None})})
+
+        def assign(self, partitions):
+            self.assigned = partitions
 
         def get_watermark_offsets(self, tp, timeout):
             self.calls += 1
@@ -454,12 +465,11 @@ def test_the_capability_reader_asks_again_while_a_new_topic_has_no_leader():
                 raise KafkaException(KafkaError(self.code))
             return (0, 7)
 
-    worker = Worker.__new__(Worker)  # only its capability reader is used
-    tp = TopicPartition("capabilities.declared", 0)
-    worker.capability_reader = Electing(KafkaError.NOT_LEADER_FOR_PARTITION)
-    assert worker._bounds(tp, time.monotonic() + 30) == (0, 7)
-    worker.capability_reader = Electing(KafkaError.LEADER_NOT_AVAILABLE, answers_on=10**9)
-    assert worker._bounds(tp, time.monotonic() + 0.3) is None  # past the deadline: go on
-    worker.capability_reader = Electing(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    topic = "capabilities.declared"
+    electing = Electing(KafkaError.NOT_LEADER_FOR_PARTITION)
+    assert assign_from_start(electing, topic, 30) == {0: 7}  # type: ignore[arg-type]
+    assert electing.calls == 3 and [tp.partition for tp in electing.assigned] == [0]
+    never = Electing(KafkaError.LEADER_NOT_AVAILABLE, answers_on=10**9)
+    assert assign_from_start(never, topic, 0.3) == {}  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
-        worker._bounds(tp, time.monotonic() + 30)
+        assign_from_start(Electing(KafkaError.TOPIC_AUTHORIZATION_FAILED), topic, 30)  # type: ignore[arg-type]
