@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from promise_tracker import measures as m
 from promise_tracker.objectives import sql as o
 from promise_tracker.objectives.model import Objective
+from promise_tracker.streams.capabilities import CONTRADICTION
 
 # --- filters ------------------------------------------------------------------------------
 
@@ -264,6 +265,10 @@ ORDER BY seconds_left ASC NULLS LAST, warn_at, warning_id
 LIMIT 200
 """
 
+# An at-risk warning (SPEC 4.1), not a contradiction with a declared capability (those have
+# their own figure, FORESEEN_BREACHES)
+AT_RISK = f"NOT startsWith(label, '{CONTRADICTION}')"
+
 # Warned promises that were then kept (the warning saved them) beside those that broke
 # anyway: each promise once, whatever its number of warning labels
 WARNINGS_SAVED = f"""
@@ -271,6 +276,7 @@ SELECT uniqExactIf(promise_id, outcome = 'kept') AS saved,
        uniqExactIf(promise_id, outcome = 'broken') AS broken_anyway
 FROM warnings FINAL
 WHERE state = 'resolved'
+  AND {AT_RISK}
   AND $__timeFilter(warn_at)
   AND {FILTERS}
 """

@@ -324,9 +324,12 @@ def test_the_leadership_figure_counts_the_breaches_a_contradiction_foretold(tmp_
     request = Request(1_370_000_000, 1_390_000_000, 86_400_000, everything)
     try:
         (row,) = store.rows(dashboard_sql(q.FORESEEN_BREACHES, request))
+        (warned,) = store.rows(dashboard_sql(q.WARNINGS_SAVED, request))
     finally:
         store.close()
     assert (row["could_have_been_caught"], row["broken_promises"]) == (1, 2)
+    # the card's contradiction (resolved, broken) is not an at-risk warning "broken anyway"
+    assert (warned["saved"], warned["broken_anyway"]) == (0, 0)
 
 
 # --- found by review: restore, reopening, the watermark ---------------------------------------
