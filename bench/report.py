@@ -46,6 +46,7 @@ from promise_tracker.objectives.load import load_objectives  # noqa: E402
 from promise_tracker.report import figures  # noqa: E402
 from promise_tracker.report.browser import print_pdf  # noqa: E402
 from promise_tracker.report.write import write_report  # noqa: E402
+from promise_tracker.sinks.migrate import migrate  # noqa: E402
 from promise_tracker.sinks.store import ClickHouseStore  # noqa: E402
 from promise_tracker.synthetic import VERSION, generate  # noqa: E402
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     period = figures.Period(until - 7 * DAY, until)
     objectives = load_objectives(OBJECTIVES)
     store = ClickHouseStore(chdb / "chdb", DATABASE).connect()
+    migrate(store)  # a cached store made before the newest migrations gets their columns
     promises = int(store.rows("SELECT count() AS n FROM {db}.promises FINAL")[0]["n"])
     if promises != meta["promises"]:
         print(f"the store holds {promises:,} promises, the stream {meta['promises']:,}")
