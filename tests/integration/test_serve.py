@@ -262,6 +262,17 @@ def _small_store(root: Path) -> Path:
     return root / "chdb"
 
 
+def _until_contradicted(url: str, timeout: float = 30) -> dict:
+    """The card's answer once the server has read a declaration it contradicts (or after
+    ``timeout`` seconds: the caller's assertion then says what it got)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, [now] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
+        if now["contradictions"] or time.monotonic() > deadline:
+            return now
+        time.sleep(0.2)
+
+
 def test_serve_judges_against_what_is_declared_on_the_broker(kafka, tmp_path):
     """serve --kafka follows capabilities.declared: a declaration sent with the SDK while it
     runs contradicts the next check; a request's own declarations go on top, for it only;
@@ -286,12 +297,7 @@ def test_serve_judges_against_what_is_declared_on_the_broker(kafka, tmp_path):
                 time="2026-01-01T00:00:00Z", text="the selection",
                 window={"closes_at": "2026-03-19T00:00:00Z"},
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            _, [now] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
-            if now["contradictions"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        now = _until_contradicted(url)
         assert [c["detail"] for c in now["contradictions"]] == [DETAIL], log.read_text()
         assert now["capabilities"] == {"declared": 1}
         # a later declaration in the request (the window moved past the deadline) resolves it
@@ -342,10 +348,5 @@ def test_serve_starts_at_once_before_the_capabilities_topic_exists(kafka, tmp_pa
         ensure_topics(settings)
         with Emitter(settings) as emitter:
             emitter.send_event(_window("w1", "2026-03-19T00:00:00Z"))
-        deadline = time.monotonic() + 30
-        while True:
-            _, [now] = _call(f"{url}/v1/check", _card())  # type: ignore[misc]
-            if now["contradictions"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+        now = _until_contradicted(url)
         assert [c["detail"] for c in now["contradictions"]] == [DETAIL], log.read_text()
