@@ -175,7 +175,7 @@ class Emitter:
                 expires_at,
                 labels,
                 relies_on,
-            )  # fmt: skip
+            )
         )
         return id
 
@@ -209,13 +209,12 @@ class Emitter:
         **promise: Any,
     ) -> dict[str, Any]:
         """Can we keep this? The same arguments as ``issue_promise``; nothing is sent to
-        Kafka. ``capabilities``:
-        ``capability.declared`` events (a "what if") the promise is checked against, sent
-        with it in one request. The planned promise and the capabilities are validated here
-        (``InvalidEvent``), then checked by ``promise-tracker serve`` at ``check_url``
-        (default: PROMISE_TRACKER_CHECK_URL, e.g. ``http://checks.internal:8000``): the SDK
-        needs no access to ClickHouse. Returns the answer of docs/check.md; raises
-        ``CheckFailed`` when there is none."""
+        Kafka. ``capabilities``: ``capability.declared`` events (a "what if") the promise is
+        checked against, sent with it in one request. The planned promise and the
+        capabilities are validated here (``InvalidEvent``), then checked by
+        ``promise-tracker serve`` at ``check_url`` (default: PROMISE_TRACKER_CHECK_URL, e.g.
+        ``http://checks.internal:8000``): the SDK needs no access to ClickHouse. Returns the
+        answer of docs/check.md; raises ``CheckFailed`` when there is none."""
         import os
         import urllib.error
         import urllib.request
