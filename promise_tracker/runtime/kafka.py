@@ -62,6 +62,9 @@ _NOT_READY = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
+    # the client itself does not know the partition yet: a worker reading capabilities just
+    # after the broker restarted (the chaos test, CI)
+    KafkaError._UNKNOWN_PARTITION,
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._TIMED_OUT,
     KafkaError.NOT_COORDINATOR,

@@ -469,6 +469,9 @@ def test_the_capability_reader_asks_again_while_a_new_topic_has_no_leader():
     electing = Electing(KafkaError.NOT_LEADER_FOR_PARTITION)
     assert assign_from_start(electing, topic, 30) == {0: 7}  # type: ignore[arg-type]
     assert electing.calls == 3 and [tp.partition for tp in electing.assigned] == [0]
+    # regression (CI, the chaos test): "Local: Unknown partition" right after a broker restart
+    restarted = Electing(KafkaError._UNKNOWN_PARTITION)
+    assert assign_from_start(restarted, topic, 30) == {0: 7}  # type: ignore[arg-type]
     never = Electing(KafkaError.LEADER_NOT_AVAILABLE, answers_on=10**9)
     assert assign_from_start(never, topic, 0.3) == {}  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
